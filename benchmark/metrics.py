@@ -1,0 +1,152 @@
+"""Name -> metric registry, in the paper's evaluation convention.
+
+Per-image metrics take the restored output and the GT as HxWx3 uint8 RGB arrays (so outputs
+are uint8-rounded before scoring, as in the official test script) and crop a 4-pixel border.
+
+- ``psnr``: pyiqa's PSNR on RGB (data range 1, eps 0): exactly BasicSR's calculate_psnr.
+- ``ssim``: BasicSR's calculate_ssim (11x11 Gaussian window, sigma 1.5, valid region, float64,
+  mean over RGB channels). pyiqa's ``ssimc`` is *not* used: it clamps the contrast-structure
+  term at zero (F.relu), which changes the score wherever local structure is anti-correlated.
+- ``psnr_y`` / ``ssim_y``: the same on BasicSR's BT.601 Y channel (logged, not headline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from builders.errors import UserError
+
+CROP_BORDER = 4
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    display: str
+    higher_is_better: bool
+    fn: Callable[[np.ndarray, np.ndarray], float]
+    fmt: str = ".2f"
+    headline: bool = True
+    description: str = ""
+
+    def __call__(self, output: np.ndarray, gt: np.ndarray) -> float:
+        if output.shape != gt.shape:
+            raise ValueError(f"output {output.shape} and GT {gt.shape} differ in size")
+        return float(self.fn(output, gt))
+
+
+_METRICS: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    if metric.name in _METRICS:
+        raise KeyError(f"metric {metric.name!r} registered twice")
+    _METRICS[metric.name] = metric
+    return metric
+
+
+def metric_names() -> list[str]:
+    return list(_METRICS)
+
+
+def default_metrics() -> list[str]:
+    return [n for n, m in _METRICS.items() if m.headline]
+
+
+def get_metric(name: str) -> Metric:
+    if name not in _METRICS:
+        raise UserError(f"unknown metric {name!r}; known metrics: {', '.join(_METRICS)}")
+    return _METRICS[name]
+
+
+def parse_metrics(text: str | None) -> list[str]:
+    if text is None or text.strip() in ("", "default"):
+        return default_metrics()
+    if text.strip() == "all":
+        return metric_names()
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    for n in names:
+        get_metric(n)
+    return names
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 -> 1x3xHxW float64 in [0, 1]."""
+    return torch.tensor(img, dtype=torch.float64).permute(2, 0, 1)[None] / 255.0
+
+
+def crop(t: torch.Tensor, border: int = CROP_BORDER) -> torch.Tensor:
+    return t[..., border:-border, border:-border] if border else t
+
+
+def rgb_to_y(t: torch.Tensor) -> torch.Tensor:
+    """BasicSR's Y (BT.601, 16..235) on [0, 1] RGB input, returned on the 0..255 scale."""
+    w = torch.tensor([65.481, 128.553, 24.966], dtype=t.dtype, device=t.device).view(1, 3, 1, 1)
+    return (t * w).sum(1, keepdim=True) + 16.0
+
+
+@lru_cache(maxsize=None)
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _filter_valid(x: torch.Tensor) -> torch.Tensor:
+    """Valid-region filtering with the 11x11 Gaussian window, done as two 1-D passes (same result)."""
+    g = _gaussian_1d().to(x)
+    return F.conv2d(F.conv2d(x, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
+
+
+def ssim_basicsr(x: torch.Tensor, y: torch.Tensor) -> float:
+    """SSIM of two Nx C x H x W tensors on the 0..255 scale (valid region, mean over channels)."""
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    n, c, h, w = x.shape
+    x = x.reshape(n * c, 1, h, w)
+    y = y.reshape(n * c, 1, h, w)
+    mu_x, mu_y = _filter_valid(x), _filter_valid(y)
+    sxx = _filter_valid(x * x) - mu_x**2
+    syy = _filter_valid(y * y) - mu_y**2
+    sxy = _filter_valid(x * y) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    return float(ssim_map.mean())
+
+
+@lru_cache(maxsize=None)
+def _pyiqa_psnr(y_channel: bool):
+    import pyiqa
+
+    extra = {"color_space": "ycbcr"} if y_channel else {}
+    return pyiqa.create_metric("psnr", test_y_channel=y_channel, crop_border=CROP_BORDER, eps=0.0,
+                               device="cpu", **extra)
+
+
+def psnr(out: np.ndarray, gt: np.ndarray) -> float:
+    return float(_pyiqa_psnr(False)(to_tensor(out), to_tensor(gt)).item())
+
+
+def psnr_y(out: np.ndarray, gt: np.ndarray) -> float:
+    return float(_pyiqa_psnr(True)(to_tensor(out), to_tensor(gt)).item())
+
+
+def ssim(out: np.ndarray, gt: np.ndarray) -> float:
+    return ssim_basicsr(crop(to_tensor(out)) * 255.0, crop(to_tensor(gt)) * 255.0)
+
+
+def ssim_y(out: np.ndarray, gt: np.ndarray) -> float:
+    return ssim_basicsr(rgb_to_y(crop(to_tensor(out))), rgb_to_y(crop(to_tensor(gt))))
+
+
+register_metric(Metric("psnr", "PSNR", True, psnr, ".2f", description="dB, RGB, 4-px border cropped"))
+register_metric(Metric("ssim", "SSIM", True, ssim, ".3f", description="RGB, 4-px border cropped"))
+register_metric(Metric("psnr_y", "PSNR-Y", True, psnr_y, ".2f", headline=False, description="dB, BT.601 Y"))
+register_metric(Metric("ssim_y", "SSIM-Y", True, ssim_y, ".3f", headline=False, description="BT.601 Y"))

@@ -1,0 +1,124 @@
+"""Benchmark restoration methods on a built dataset and write an HTML report.
+
+With no arguments this is the offline main job: it builds the mini set if it is missing,
+runs every method that needs no downloaded weights on its val split, scores PSNR and SSIM
+(the paper's convention) and writes results/report/index.html.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from builders.errors import UserError, cli_entry
+from builders.tasks import DEGRADATIONS, parse_tasks
+
+DEFAULT_OUT = Path("results")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmark.run",
+        description="Run restoration methods over a built dataset, score them per image and per "
+        "degradation type, store results (parquet, JSON) and render an HTML report. Re-running "
+        "computes only what is missing.",
+        epilog="Degradation types: " + ", ".join(DEGRADATIONS),
+    )
+    p.add_argument("--dataset", default="mini",
+                   help="'mini' (built into datasets/mini if missing) or the root of any built dataset")
+    p.add_argument("--methods", help="comma-separated method names, 'all', or 'default' "
+                   "(every method that needs no downloaded weights). --list-methods shows them")
+    p.add_argument("--tasks", help="comma-separated degradation types (default: all ten)")
+    p.add_argument("--metrics", help="comma-separated metrics, 'all', or 'default' (psnr,ssim)")
+    p.add_argument("--split", default="val", help="dataset split to evaluate (default: val)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder for results and report (default: {DEFAULT_OUT})")
+    p.add_argument("--weights", action="append", default=[], metavar="METHOD=PATH",
+                   help="weights file for a method (repeatable)")
+    p.add_argument("--device", default="cpu", help="torch device for neural methods (default: cpu)")
+    p.add_argument("--limit", type=int, help="at most this many images per type (quick looks)")
+    p.add_argument("--list-methods", action="store_true", help="list the methods and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _weights(pairs: list[str], methods: list[str]) -> dict[str, str]:
+    from .methods import method_specs
+
+    specs = method_specs()
+    out = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--weights expects METHOD=PATH, got {pair!r}")
+        if name not in specs:
+            raise UserError(f"--weights: unknown method {name!r}")
+        if not specs[name].needs_weights:
+            raise UserError(f"--weights: method {name!r} uses no weights")
+        out[name] = path
+    return out
+
+
+def resolve_dataset(text: str, quiet: bool) -> Path:
+    if text == "mini":
+        from builders.build import DEFAULT_MINI_ROOT
+        from builders.layout import manifest_path
+        from builders.mini import build_mini
+
+        if not manifest_path(DEFAULT_MINI_ROOT).exists():
+            print(f"building the mini set into {DEFAULT_MINI_ROOT} ...", file=sys.stderr)
+        build_mini(DEFAULT_MINI_ROOT, progress=not quiet)  # no-op when already built
+        return DEFAULT_MINI_ROOT
+    root = Path(text)
+    if not root.is_dir():
+        raise UserError(f"--dataset: no such folder: {root}")
+    return root
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .methods import method_specs, parse_methods
+    from .metrics import parse_metrics
+
+    if args.list_methods:
+        for name, spec in method_specs().items():
+            need = "needs weights" if spec.needs_weights else "no weights"
+            print(f"{name:16s} {spec.display_name:28s} {need:14s} {spec.description}")
+        return 0
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be >= 1, got {args.limit}")
+    methods = parse_methods(args.methods)
+    cfg_weights = _weights(args.weights, methods)
+    tasks = parse_tasks(args.tasks)
+    metrics = parse_metrics(args.metrics)
+    dataset = resolve_dataset(args.dataset, args.quiet)
+
+    from reports.html import render_report
+
+    from .runner import RunConfig, run_benchmark
+    from .summary import build_summary, write_summary
+
+    cfg = RunConfig(dataset=dataset, out=args.out, methods=methods, tasks=tasks, metrics=metrics,
+                    split=args.split, weights=cfg_weights, device=args.device, limit=args.limit,
+                    progress=not args.quiet)
+    result = run_benchmark(cfg)
+    summary, long = build_summary(cfg, result, ["python", "-m", "benchmark.run", *(argv if argv is not None else sys.argv[1:])])
+    write_summary(args.out, summary, long)
+    page = render_report(args.out, summary)
+    _print_tables(summary)
+    print(f"report: {page}")
+    return 0
+
+
+def _print_tables(summary: dict) -> None:
+    for metric in summary["metrics"]:
+        rows = summary["tables"][metric["name"]]
+        print(f"\n{metric['display']} (average over {len(summary['tasks'])} types)")
+        for m in summary["methods"]:
+            v = rows.get(m["name"], {}).get("average")
+            print(f"  {m['display']:30s} {'-' if v is None else format(v, metric['fmt'])}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

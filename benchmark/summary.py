@@ -1,0 +1,81 @@
+"""The run summary (summary.json, per_task.parquet) that the report renders."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+
+import pandas as pd
+
+from builders.io import atomic_write_bytes, atomic_write_text
+
+from .metrics import get_metric
+from .results import per_task, select_values, metric_table
+from .runner import RunConfig, RunResult
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("daclip-toolkit", "torch", "pyiqa", "numpy", "scikit-image", "Pillow"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _clean(v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return float(v)
+
+
+def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None = None) -> dict:
+    values = select_values(result.store.values, result.items, result.methods)
+    long = per_task(values)
+    names = [m.name for m in result.methods]
+    tables = {}
+    for metric in cfg.metrics:
+        table = metric_table(long, metric, names, cfg.tasks)
+        tables[metric] = {m: {c: _clean(table.loc[m, c]) for c in table.columns} for m in table.index}
+    counts = result.items.groupby("type").size().to_dict()
+    examples = []
+    outputs = result.store.outputs
+    for k, task in enumerate(cfg.tasks):
+        of_task = result.items[result.items["type"] == task]
+        first = of_task.iloc[k % len(of_task)]  # rotate so the examples show different photographs
+        tiles = [{"label": "Input (LQ)", "path": str((cfg.dataset / first["lq_path"]).resolve())}]
+        for m in result.methods:
+            hit = outputs[(outputs["method"] == m.name) & (outputs["weights_id"] == m.weights_id) & (outputs["id"] == first["id"])]
+            if m.name != "identity" and not hit.empty:
+                tiles.append({"label": m.display_name, "path": hit.iloc[-1]["output_path"]})
+        tiles.append({"label": "Ground truth", "path": str((cfg.dataset / first["gt_path"]).resolve())})
+        examples.append({"task": task, "name": first["name"], "tiles": tiles})
+    return {
+        "title": "All-in-one image restoration benchmark",
+        "dataset": str(cfg.dataset),
+        "split": cfg.split,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(command if command is not None else sys.argv),
+        "versions": _versions(),
+        "tasks": list(cfg.tasks),
+        "counts": {t: int(counts.get(t, 0)) for t in cfg.tasks},
+        "methods": [{"name": m.name, "display": m.display_name, "weights_id": m.weights_id,
+                     "uses_task_label": m.uses_task_label} for m in result.methods],
+        "metrics": [{"name": n, "display": get_metric(n).display, "higher_is_better": get_metric(n).higher_is_better,
+                     "fmt": get_metric(n).fmt, "description": get_metric(n).description} for n in cfg.metrics],
+        "tables": tables,
+        "examples": examples,
+    }, long
+
+
+def write_summary(out_dir, summary: dict, long: pd.DataFrame) -> None:
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
+    buf = io.BytesIO()
+    long.to_parquet(buf, index=False)
+    atomic_write_bytes(out_dir / "per_task.parquet", buf.getvalue())

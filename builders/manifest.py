@@ -1,0 +1,101 @@
+"""The dataset manifest: one row per (LQ, GT) pair, stored as parquet at <root>/manifest.parquet.
+
+Columns (all builders write the same schema):
+    id          "<split>/<type>/<stem>", unique
+    type        one of builders.tasks.DEGRADATIONS
+    split       "train" or "val"
+    name        file name shared by LQ and GT
+    lq_path     path of the LQ image relative to the root (POSIX)
+    gt_path     path of the GT image relative to the root (POSIX)
+    source      where the GT came from (data set and original file)
+    licence     licence note for the source
+    width, height
+    parameters  JSON of the degradation parameters (synthetic LQ) or {} (real LQ)
+    sha256      sha256 of the LQ file
+    gt_sha256   sha256 of the GT file
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+
+from .errors import UserError
+from .io import atomic_write_bytes
+from .layout import manifest_path
+
+COLUMNS: tuple[str, ...] = (
+    "id", "type", "split", "name", "lq_path", "gt_path", "source", "licence",
+    "width", "height", "parameters", "sha256", "gt_sha256",
+)
+_INT_COLUMNS = ("width", "height")
+
+
+def empty() -> pd.DataFrame:
+    df = pd.DataFrame({c: pd.Series(dtype="int64" if c in _INT_COLUMNS else "object") for c in COLUMNS})
+    return df
+
+
+def normalise(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if df.empty:
+        return empty()
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"manifest rows lack columns {missing}")
+    extra = [c for c in df.columns if c not in COLUMNS]
+    df = df[list(COLUMNS) + extra]
+    for c in _INT_COLUMNS:
+        df[c] = df[c].astype("int64")
+    df["parameters"] = [p if isinstance(p, str) else json.dumps(p, sort_keys=True) for p in df["parameters"]]
+    # A stable order makes two builds of the same data byte-identical.
+    return df.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def read_manifest(root: str | Path, *, required: bool = True) -> pd.DataFrame:
+    path = manifest_path(root)
+    if not path.exists():
+        if required:
+            raise UserError(
+                f"no manifest at {path}: build the dataset first "
+                f"(python -m builders.build --preset mini --root {root})"
+            )
+        return empty()
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise UserError(f"cannot read manifest {path}: {exc}") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"manifest {path} lacks columns {missing}")
+    return df
+
+
+def write_manifest(root: str | Path, rows: Iterable[Mapping] | pd.DataFrame) -> Path:
+    """Write the manifest atomically (sorted by id; duplicate ids are an error)."""
+    df = normalise(rows)
+    dup = df["id"][df["id"].duplicated()].tolist()
+    if dup:
+        raise ValueError(f"duplicate manifest ids: {dup[:5]}")
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    path = manifest_path(root)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def upsert(old: pd.DataFrame, new_rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``new_rows`` replace rows of ``old`` with the same id."""
+    new = normalise(new_rows)
+    if old.empty:
+        return new
+    keep = old[~old["id"].isin(set(new["id"]))]
+    return normalise(pd.concat([keep, new], ignore_index=True))
+
+
+def parameters(row: Mapping) -> dict:
+    return json.loads(row["parameters"] or "{}")

@@ -1,0 +1,39 @@
+"""The ten degradation types of DA-CLIP, in the canonical order.
+
+The words are used verbatim in folder names and in the text prompts
+("<caption>: <degradation>"), so they must never be respelled.
+"""
+
+from __future__ import annotations
+
+DEGRADATIONS: tuple[str, ...] = (
+    "motion-blurry",
+    "hazy",
+    "jpeg-compressed",
+    "low-light",
+    "noisy",
+    "raindrop",
+    "rainy",
+    "shadowed",
+    "snowy",
+    "uncompleted",
+)
+
+SPLITS: tuple[str, ...] = ("train", "val")
+
+
+def parse_tasks(text: str | None) -> list[str]:
+    """Parse a comma-separated list of degradation types (None/'all' -> all ten)."""
+    from .errors import UserError
+
+    if text is None or text.strip() in ("", "all"):
+        return list(DEGRADATIONS)
+    tasks = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in DEGRADATIONS]
+    if unknown:
+        raise UserError(
+            f"unknown degradation type {', '.join(map(repr, unknown))}; "
+            f"choose from: {', '.join(DEGRADATIONS)}"
+        )
+    # Canonical order, no duplicates: tables and reports stay comparable across runs.
+    return [t for t in DEGRADATIONS if t in tasks]

@@ -1,0 +1,17 @@
+import os
+
+import pytest
+
+# Tests must never reach a hub; the code paths under test load local files only.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def mini_root(tmp_path_factory):
+    """A built mini set (ten types, train + val), shared read-only by the whole session."""
+    from builders.mini import build_mini
+
+    root = tmp_path_factory.mktemp("mini")
+    build_mini(root, progress=False)
+    return root
