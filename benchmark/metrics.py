@@ -8,12 +8,18 @@ are uint8-rounded before scoring, as in the official test script) and crop a 4-p
   mean over RGB channels). pyiqa's ``ssimc`` is *not* used: it clamps the contrast-structure
   term at zero (F.relu), which changes the score wherever local structure is anti-correlated.
 - ``psnr_y`` / ``ssim_y``: the same on BasicSR's BT.601 Y channel (logged, not headline).
+- ``lpips``: LPIPS v0.1 with AlexNet through pyiqa, full image, inputs scaled to [-1, 1].
+- ``fid`` / ``kid``: per-type set metrics on Inception features (see benchmark.set_metrics).
+
+Metrics that need weights read them from the weights folder (benchmark.weights) and are
+reported unavailable, with the missing file named, when they are not there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -25,20 +31,32 @@ from builders.errors import UserError
 CROP_BORDER = 4
 
 
+class MetricUnavailable(Exception):
+    """The metric cannot be computed here (its weights are missing); the message says why."""
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
     display: str
     higher_is_better: bool
-    fn: Callable[[np.ndarray, np.ndarray], float]
+    fn: Callable[[np.ndarray, np.ndarray], float] | None
     fmt: str = ".2f"
     headline: bool = True
     description: str = ""
+    kind: str = "image"  # "image": mean of per-image values; "set": one value per type (FID)
+    prepare: Callable[[Path, str], None] | None = None  # (weights_dir, device); may raise MetricUnavailable
 
     def __call__(self, output: np.ndarray, gt: np.ndarray) -> float:
+        if self.fn is None:
+            raise TypeError(f"{self.name} is a set metric: it has one value per type, not per image")
         if output.shape != gt.shape:
             raise ValueError(f"output {output.shape} and GT {gt.shape} differ in size")
         return float(self.fn(output, gt))
+
+    def setup(self, weights_dir: Path, device: str = "cpu") -> None:
+        if self.prepare is not None:
+            self.prepare(Path(weights_dir), device)
 
 
 _METRICS: dict[str, Metric] = {}
@@ -52,20 +70,28 @@ def register_metric(metric: Metric) -> Metric:
 
 
 def metric_names() -> list[str]:
+    _load_set_metrics()
     return list(_METRICS)
 
 
 def default_metrics() -> list[str]:
+    _load_set_metrics()
     return [n for n, m in _METRICS.items() if m.headline]
 
 
+def _load_set_metrics() -> None:
+    from . import set_metrics  # noqa: F401  (registers fid, kid)
+
+
 def get_metric(name: str) -> Metric:
+    _load_set_metrics()
     if name not in _METRICS:
         raise UserError(f"unknown metric {name!r}; known metrics: {', '.join(_METRICS)}")
     return _METRICS[name]
 
 
 def parse_metrics(text: str | None) -> list[str]:
+    _load_set_metrics()
     if text is None or text.strip() in ("", "default"):
         return default_metrics()
     if text.strip() == "all":
@@ -150,3 +176,39 @@ register_metric(Metric("psnr", "PSNR", True, psnr, ".2f", description="dB, RGB, 
 register_metric(Metric("ssim", "SSIM", True, ssim, ".3f", description="RGB, 4-px border cropped"))
 register_metric(Metric("psnr_y", "PSNR-Y", True, psnr_y, ".2f", headline=False, description="dB, BT.601 Y"))
 register_metric(Metric("ssim_y", "SSIM-Y", True, ssim_y, ".3f", headline=False, description="BT.601 Y"))
+
+
+# ---------------------------------------------------------------- LPIPS
+
+
+class _Lpips:
+    """pyiqa's LPIPS (AlexNet, v0.1) built from the weights folder only."""
+
+    def __init__(self):
+        self.model = None
+
+    def prepare(self, weights_dir: Path, device: str) -> None:
+        from .weights import WEIGHTS, unavailable_reason, use_weights_dir
+
+        reason = unavailable_reason("lpips", weights_dir)
+        if reason:
+            raise MetricUnavailable(reason)
+        if self.model is not None:
+            return
+        import pyiqa
+
+        use_weights_dir(weights_dir)  # torchvision finds the AlexNet backbone in the hub cache
+        lin = WEIGHTS["lpips-alex-v0.1"].path(weights_dir)
+        self.model = pyiqa.create_metric("lpips", net="alex", version="0.1", pretrained_model_path=str(lin),
+                                         device=device)
+
+    def __call__(self, out: np.ndarray, gt: np.ndarray) -> float:
+        if self.model is None:
+            raise MetricUnavailable("lpips used before setup()")
+        t = lambda x: to_tensor(x).to(torch.float32)  # noqa: E731
+        return float(self.model(t(out), t(gt)).item())
+
+
+_lpips = _Lpips()
+register_metric(Metric("lpips", "LPIPS", False, _lpips, ".3f", description="AlexNet, v0.1, full image",
+                       prepare=_lpips.prepare))

@@ -22,10 +22,24 @@ def select_values(values: pd.DataFrame, items: pd.DataFrame, methods) -> pd.Data
     return values[keep]
 
 
-def per_task(values: pd.DataFrame) -> pd.DataFrame:
-    """Long table: method, type, metric, value (mean), n."""
+def select_sets(sets: pd.DataFrame, items: pd.DataFrame, methods, split: str) -> pd.DataFrame:
+    """Per-type set values (FID, KID) of this run's weights, computed on exactly these images."""
+    from .runner import set_hash
+
+    hashes = {t: set_hash(g) for t, g in items.groupby("type", sort=False)}
+    current = {(m.name, m.weights_id) for m in methods}
+    keep = [(m, w) in current and hashes.get(t) == h and s == split
+            for m, w, t, h, s in zip(sets["method"], sets["weights_id"], sets["type"], sets["ids_hash"], sets["split"])]
+    return sets[pd.Series(keep, index=sets.index, dtype=bool)]
+
+
+def per_task(values: pd.DataFrame, sets: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Long table: method, type, metric, value, n (image metrics: mean over images)."""
     g = values.groupby(["method", "type", "metric"], sort=False)["value"]
-    return g.agg(value="mean", n="count").reset_index()
+    long = g.agg(value="mean", n="count").reset_index()
+    if sets is not None and not sets.empty:
+        long = pd.concat([long, sets[["method", "type", "metric", "value", "n"]]], ignore_index=True)
+    return long
 
 
 def metric_table(long: pd.DataFrame, metric: str, methods: list[str], tasks: list[str]) -> pd.DataFrame:

@@ -29,13 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'mini' (built into datasets/mini if missing) or the root of any built dataset")
     p.add_argument("--methods", help="comma-separated method names, 'all', or 'default' "
                    "(every method that needs no downloaded weights). --list-methods shows them")
-    p.add_argument("--tasks", help="comma-separated degradation types (default: all ten)")
-    p.add_argument("--metrics", help="comma-separated metrics, 'all', or 'default' (psnr,ssim)")
+    p.add_argument("--tasks", help="comma-separated degradation types (default: every type the dataset's split has)")
+    p.add_argument("--metrics", help="comma-separated metrics (psnr, ssim, psnr_y, ssim_y, lpips, fid, kid), "
+                   "'all', or 'default' (psnr,ssim,lpips,fid); metrics whose weights are missing are "
+                   "reported unavailable")
     p.add_argument("--split", default="val", help="dataset split to evaluate (default: val)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder for results and report (default: {DEFAULT_OUT})")
     p.add_argument("--weights", action="append", default=[], metavar="METHOD=PATH",
                    help="weights file for a method (repeatable)")
-    p.add_argument("--device", default="cpu", help="torch device for neural methods (default: cpu)")
+    p.add_argument("--weights-dir", type=Path,
+                   help="folder with metric weights from `python -m benchmark.weights fetch` "
+                   "(default: $DACLIP_WEIGHTS or ~/.cache/daclip-toolkit/weights)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (under torchrun: each rank's GPU)")
     p.add_argument("--limit", type=int, help="at most this many images per type (quick looks)")
     p.add_argument("--list-methods", action="store_true", help="list the methods and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
     methods = parse_methods(args.methods)
     cfg_weights = _weights(args.weights, methods)
-    tasks = parse_tasks(args.tasks)
+    tasks = parse_tasks(args.tasks) if args.tasks else None
     metrics = parse_metrics(args.metrics)
     dataset = resolve_dataset(args.dataset, args.quiet)
 
@@ -100,9 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     from .summary import build_summary, write_summary
 
     cfg = RunConfig(dataset=dataset, out=args.out, methods=methods, tasks=tasks, metrics=metrics,
-                    split=args.split, weights=cfg_weights, device=args.device, limit=args.limit,
-                    progress=not args.quiet)
+                    split=args.split, weights=cfg_weights, weights_dir=args.weights_dir, device=args.device,
+                    limit=args.limit, progress=not args.quiet)
     result = run_benchmark(cfg)
+    if result is None:  # a torchrun rank other than 0: rank 0 writes the results
+        return 0
     summary, long = build_summary(cfg, result, ["python", "-m", "benchmark.run", *(argv if argv is not None else sys.argv[1:])])
     write_summary(args.out, summary, long)
     page = render_report(args.out, summary)
@@ -112,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_tables(summary: dict) -> None:
+    for name, reason in summary["unavailable"].items():
+        print(f"{name}: unavailable ({reason})", file=sys.stderr)
     for metric in summary["metrics"]:
         rows = summary["tables"][metric["name"]]
         print(f"\n{metric['display']} (average over {len(summary['tasks'])} types)")

@@ -5,6 +5,9 @@ keeps everything that was finished and a re-run computes only what is missing:
 
 - ``outputs.parquet``: method, weights_id, id, lq_sha256, output_path, output_sha256, seconds
 - ``per_image.parquet``: method, weights_id, id, type, split, name, metric, value (long format)
+- ``per_set.parquet``: method, weights_id, type, split, metric, value, n, ids_hash (FID, KID)
+
+Under torchrun every rank writes its own ``*.rank<R>.parquet`` files; rank 0 merges them.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ OUTPUT_COLUMNS = ("method", "weights_id", "id", "lq_sha256", "output_path", "out
 VALUE_COLUMNS = ("method", "weights_id", "id", "type", "split", "name", "metric", "value")
 OUTPUT_KEY = ["method", "weights_id", "id", "lq_sha256"]
 VALUE_KEY = ["method", "weights_id", "id", "metric"]
+SET_COLUMNS = ("method", "weights_id", "type", "split", "metric", "value", "n", "ids_hash")
+SET_KEY = ["method", "weights_id", "type", "split", "metric"]
+TABLES = (("outputs", OUTPUT_COLUMNS, OUTPUT_KEY), ("per_image", VALUE_COLUMNS, VALUE_KEY), ("per_set", SET_COLUMNS, SET_KEY))
 
 
 def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     if path.exists():
         return pd.read_parquet(path)
-    return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("value", "seconds") else "object") for c in columns})
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("value", "seconds") else "int64" if c == "n" else "object")
+                         for c in columns})
 
 
 def _write(path: Path, df: pd.DataFrame, key: list[str]) -> None:
@@ -35,15 +42,37 @@ def _write(path: Path, df: pd.DataFrame, key: list[str]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def merge_rank_files(run_dir: str | Path) -> None:
+    """Fold every rank's part files into the main tables (rank 0, after a barrier)."""
+    run_dir = Path(run_dir)
+    for name, columns, key in TABLES:
+        parts = sorted(run_dir.glob(f"{name}.rank*.parquet"))
+        if not parts:
+            continue
+        main = run_dir / f"{name}.parquet"
+        frames = [_read(main, columns)] + [pd.read_parquet(p) for p in parts]
+        _write(main, pd.concat([f for f in frames if not f.empty], ignore_index=True), key)
+        for p in parts:
+            p.unlink()
+
+
 class ResultStore:
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, rank: int | None = None):
         self.dir = Path(run_dir)
-        self.outputs_path = self.dir / "outputs.parquet"
-        self.values_path = self.dir / "per_image.parquet"
-        self.outputs = _read(self.outputs_path, OUTPUT_COLUMNS)
-        self.values = _read(self.values_path, VALUE_COLUMNS)
+        suffix = f".rank{rank}" if rank is not None else ""
+        self.outputs_path = self.dir / f"outputs{suffix}.parquet"
+        self.values_path = self.dir / f"per_image{suffix}.parquet"
+        self.sets_path = self.dir / "per_set.parquet"
+        # A rank reads the merged tables (what earlier runs finished) plus its own part files.
+        self.outputs = _read(self.dir / "outputs.parquet", OUTPUT_COLUMNS)
+        self.values = _read(self.dir / "per_image.parquet", VALUE_COLUMNS)
+        if suffix:
+            self.outputs = _concat(self.outputs, _read(self.outputs_path, OUTPUT_COLUMNS))
+            self.values = _concat(self.values, _read(self.values_path, VALUE_COLUMNS))
+        self.sets = _read(self.sets_path, SET_COLUMNS)
         self._new_outputs: list[dict] = []
         self._new_values: list[dict] = []
+        self._new_sets: list[dict] = []
         self._index()
 
     def _index(self) -> None:
@@ -57,6 +86,15 @@ class ResultStore:
     def has_value(self, method: str, weights_id: str, item_id: str, metric: str) -> bool:
         return (method, weights_id, item_id, metric) in self._val_idx
 
+    def set_value(self, method: str, weights_id: str, task: str, split: str, metric: str, ids_hash: str) -> float | None:
+        hit = self.sets[(self.sets["method"] == method) & (self.sets["weights_id"] == weights_id)
+                        & (self.sets["type"] == task) & (self.sets["split"] == split) & (self.sets["metric"] == metric)
+                        & (self.sets["ids_hash"] == ids_hash)]
+        return None if hit.empty else float(hit.iloc[-1]["value"])
+
+    def add_set_value(self, **row) -> None:
+        self._new_sets.append(row)
+
     # -- updates (kept in memory until flush)
     def add_output(self, **row) -> None:
         self._new_outputs.append(row)
@@ -68,10 +106,21 @@ class ResultStore:
 
     def flush(self) -> None:
         if self._new_outputs:
-            self.outputs = pd.concat([self.outputs, pd.DataFrame(self._new_outputs)], ignore_index=True)
+            self.outputs = _concat(self.outputs, pd.DataFrame(self._new_outputs))
             _write(self.outputs_path, self.outputs, OUTPUT_KEY)
             self._new_outputs = []
         if self._new_values:
-            self.values = pd.concat([self.values, pd.DataFrame(self._new_values)], ignore_index=True)
+            self.values = _concat(self.values, pd.DataFrame(self._new_values))
             _write(self.values_path, self.values, VALUE_KEY)
             self._new_values = []
+        if self._new_sets:
+            self.sets = _concat(self.sets, pd.DataFrame(self._new_sets))
+            _write(self.sets_path, self.sets, SET_KEY)
+            self.sets = pd.read_parquet(self.sets_path)
+            self._new_sets = []
+
+
+def _concat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    if b.empty:
+        return a
+    return b.copy() if a.empty else pd.concat([a, b], ignore_index=True)

@@ -15,7 +15,7 @@ import pandas as pd
 from builders.io import atomic_write_bytes, atomic_write_text
 
 from .metrics import get_metric
-from .results import per_task, select_values, metric_table
+from .results import metric_table, per_task, select_sets, select_values
 from .runner import RunConfig, RunResult
 
 
@@ -37,10 +37,11 @@ def _clean(v):
 
 def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None = None) -> dict:
     values = select_values(result.store.values, result.items, result.methods)
-    long = per_task(values)
+    sets = select_sets(result.store.sets, result.items, result.methods, cfg.split)
+    long = per_task(values, sets)
     names = [m.name for m in result.methods]
     tables = {}
-    for metric in cfg.metrics:
+    for metric in result.metrics:
         table = metric_table(long, metric, names, cfg.tasks)
         tables[metric] = {m: {c: _clean(table.loc[m, c]) for c in table.columns} for m in table.index}
     counts = result.items.groupby("type").size().to_dict()
@@ -66,16 +67,44 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
         "tasks": list(cfg.tasks),
         "counts": {t: int(counts.get(t, 0)) for t in cfg.tasks},
         "methods": [{"name": m.name, "display": m.display_name, "weights_id": m.weights_id,
-                     "uses_task_label": m.uses_task_label} for m in result.methods],
+                     "uses_task_label": m.uses_task_label, "seed": getattr(m, "seed", None)} for m in result.methods],
         "metrics": [{"name": n, "display": get_metric(n).display, "higher_is_better": get_metric(n).higher_is_better,
-                     "fmt": get_metric(n).fmt, "description": get_metric(n).description} for n in cfg.metrics],
+                     "fmt": get_metric(n).fmt, "description": get_metric(n).description, "kind": get_metric(n).kind}
+                    for n in result.metrics],
+        "unavailable": result.unavailable,
         "tables": tables,
+        "images": _per_image_rows(values, result),
+        "degradation_eval": _degradation_eval(cfg),
         "examples": examples,
     }, long
 
 
+def _per_image_rows(values: pd.DataFrame, result: RunResult) -> list[dict]:
+    """One row per (image, method) with every per-image metric, for the report's drill-down."""
+    if values.empty:
+        return []
+    wide = values.pivot_table(index=["type", "name", "method"], columns="metric", values="value", aggfunc="first")
+    display = {m.name: m.display_name for m in result.methods}
+    return [{"type": t, "name": n, "method": display.get(m, m), "values": {k: _clean(v) for k, v in row.items()}}
+            for (t, n, m), row in wide.iterrows()]
+
+
+def _degradation_eval(cfg: RunConfig) -> dict | None:
+    """DA-CLIP's degradation classification results (python -m daclip.evaluate), when present."""
+    for path in (cfg.out / "degradation_eval.json", cfg.dataset / "degradation_eval.json"):
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except json.JSONDecodeError:
+                return None
+    return None
+
+
 def write_summary(out_dir, summary: dict, long: pd.DataFrame) -> None:
+    from .export import write_exports
+
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
+    write_exports(out_dir, summary)
     buf = io.BytesIO()
     long.to_parquet(buf, index=False)
     atomic_write_bytes(out_dir / "per_task.parquet", buf.getvalue())

@@ -22,6 +22,7 @@ from .errors import UserError
 from .io import save_image, sha256_bytes, sha256_file
 from .layout import item_id, pair_relpaths
 from .synth import seed_for, synthesize
+from .synth.base import SYNTH_VERSION
 from .tasks import DEGRADATIONS, SPLITS
 
 
@@ -112,7 +113,8 @@ def _is_current(row: pd.Series | None, item: _Item, root: Path) -> bool:
     if row is None:
         return False
     params = json.loads(row["parameters"])
-    if params.get("seed") != item.seed or params.get("crop_box") != list(item.box):
+    if (params.get("seed") != item.seed or params.get("crop_box") != list(item.box)
+            or params.get("synth_version") != SYNTH_VERSION):
         return False
     lq, gt = root / row["lq_path"], root / row["gt_path"]
     return lq.exists() and gt.exists() and sha256_file(lq) == row["sha256"] and sha256_file(gt) == row["gt_sha256"]

@@ -23,7 +23,7 @@ ROOT = Path(__file__).parents[1]
 def run(mini_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     rc = bench_main(["--dataset", str(mini_root), "--out", str(out), "--methods", "identity,classical",
-                     "--limit", "2", "--quiet"])
+                     "--metrics", "psnr,ssim", "--limit", "2", "--quiet"])
     assert rc == 0
     return out
 
@@ -63,7 +63,10 @@ def test_report_has_tables_and_examples(run):
     for t in DEGRADATIONS:
         assert f">{t}<" in html
     imgs = sorted((run / "report" / "assets").glob("*.png"))
-    assert len(imgs) == 10 * 3  # LQ, classical output, GT per type (identity output == LQ)
+    # LQ, classical output, GT per type (identity output == LQ), each as a crop and a zoom
+    assert len(imgs) == 10 * 3 * 2
+    assert html.count('class="zoom"') == 10 * 3
+    assert 'id="overview-table"' in html and 'id="per-image"' in html and "<svg" in html
     assert 'class="best"' in html
 
 
@@ -71,7 +74,7 @@ def test_rerun_computes_nothing_and_new_method_only_adds(run, mini_root):
     before = (run / "per_image.parquet").stat().st_mtime_ns
     outs = {p: p.stat().st_mtime_ns for p in (run / "outputs").rglob("*.png")}
     assert bench_main(["--dataset", str(mini_root), "--out", str(run), "--methods", "identity,classical",
-                       "--limit", "2", "--quiet"]) == 0
+                       "--metrics", "psnr,ssim", "--limit", "2", "--quiet"]) == 0
     assert (run / "per_image.parquet").stat().st_mtime_ns == before
     assert {p: p.stat().st_mtime_ns for p in (run / "outputs").rglob("*.png")} == outs
     # a new metric on the same outputs: computed from the cached images, no restoration

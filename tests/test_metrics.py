@@ -113,4 +113,4 @@ def test_size_mismatch_and_unknown_metric():
         get_metric("psnr")(a, np.zeros((16, 17, 3), np.uint8))
     with pytest.raises(UserError, match="unknown metric 'psnrr'"):
         parse_metrics("psnr,psnrr")
-    assert parse_metrics(None) == ["psnr", "ssim"]
+    assert parse_metrics(None) == ["psnr", "ssim", "lpips", "fid"]

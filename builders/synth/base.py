@@ -18,6 +18,9 @@ class Degraded:
     aux: dict[str, Any] = field(default_factory=dict)  # masks, kernels, encoded streams
 
 
+# Bump when any generator's output changes: builds made with another version are rebuilt.
+SYNTH_VERSION = 1
+
 SynthFn = Callable[[np.ndarray, np.random.Generator], Degraded]
 _SYNTH: dict[str, SynthFn] = {}
 
@@ -48,7 +51,7 @@ def synthesize(name: str, gt: np.ndarray, seed: int) -> Degraded:
     if gt.dtype != np.uint8 or gt.ndim != 3 or gt.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 image, got {gt.dtype} {gt.shape}")
     out = _SYNTH[name](gt, np.random.default_rng(seed))
-    out.params = {"generator": name, "seed": int(seed), **out.params}
+    out.params = {"generator": name, "seed": int(seed), "synth_version": SYNTH_VERSION, **out.params}
     return out
 
 

@@ -1,0 +1,137 @@
+"""Weights the metrics need, in one cache folder: ``python -m benchmark.weights fetch``.
+
+An air-gapped cluster runs ``fetch`` on a machine with internet and copies the folder; every
+benchmark command then reads it through ``--weights-dir`` (or $DACLIP_WEIGHTS). The benchmark
+never downloads by itself and never scores with random weights: a metric whose files are
+missing is reported unavailable with the file it needs.
+
+Layout inside the folder mirrors the caches the libraries already use, so pyiqa and
+torchvision find the files where they look:
+    torch/hub/checkpoints/<torchvision and torch-fidelity files>
+    torch/hub/pyiqa/<pyiqa files>
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from builders.errors import UserError, cli_entry
+
+DEFAULT_DIR = Path(os.environ.get("DACLIP_WEIGHTS", Path.home() / ".cache" / "daclip-toolkit" / "weights"))
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    key: str
+    filename: str
+    url: str
+    subdir: str  # relative to the weights folder
+    used_by: tuple[str, ...]  # metric names
+    sha256: str | None = None  # verified when known
+    note: str = ""
+
+    def path(self, weights_dir: Path) -> Path:
+        return Path(weights_dir) / self.subdir / self.filename
+
+
+def _table() -> dict[str, WeightFile]:
+    # URLs are the ones the libraries themselves download from; the hash prefix in each file
+    # name is the libraries' own check value.
+    entries = (
+        WeightFile("alexnet-imagenet", "alexnet-owt-7be5be79.pth",
+                   "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+                   "torch/hub/checkpoints", ("lpips",), note="torchvision AlexNet (LPIPS backbone)"),
+        WeightFile("lpips-alex-v0.1", "LPIPS_v0.1_alex-df73285e.pth",
+                   "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/LPIPS_v0.1_alex-df73285e.pth",
+                   "torch/hub/pyiqa", ("lpips",), note="LPIPS v0.1 linear layers (pyiqa)"),
+        WeightFile("inception-v3-compat", "weights-inception-2015-12-05-6726825d.pth",
+                   "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                   "weights-inception-2015-12-05-6726825d.pth",
+                   "torch/hub/checkpoints", ("fid", "kid"),
+                   note="Inception v3 of the TF FID reference (torch-fidelity 'inception-v3-compat')"),
+    )
+    return {e.key: e for e in entries}
+
+
+WEIGHTS = _table()
+
+
+def weights_dir(path: str | Path | None = None) -> Path:
+    return Path(path) if path else DEFAULT_DIR
+
+
+def files_for(metric: str) -> list[WeightFile]:
+    return [w for w in WEIGHTS.values() if metric in w.used_by]
+
+
+def missing_for(metric: str, wdir: Path) -> list[WeightFile]:
+    return [w for w in files_for(metric) if not w.path(wdir).is_file()]
+
+
+def unavailable_reason(metric: str, wdir: Path) -> str | None:
+    missing = missing_for(metric, wdir)
+    if not missing:
+        return None
+    names = ", ".join(str(w.path(wdir)) for w in missing)
+    return (f"missing weights {names}; run `python -m benchmark.weights fetch --metrics {metric} "
+            f"--weights-dir {wdir}` on a machine with internet and copy the folder")
+
+
+def use_weights_dir(wdir: Path) -> None:
+    """Point torch hub (torchvision, pyiqa and torch-fidelity caches) at the weights folder."""
+    import torch
+
+    torch.hub.set_dir(str(Path(wdir) / "torch" / "hub"))
+
+
+def fetch(keys: list[str], wdir: Path, *, mirror: str | None = None, progress: bool = True) -> list[Path]:
+    from builders.download import DownloadConfig, fetch as fetch_file
+    from builders.sources.base import Candidate, NeededFile
+
+    out = []
+    for key in keys:
+        w = WEIGHTS[key]
+        dest = w.path(wdir)
+        cfg = DownloadConfig(cache_dir=dest.parent, mirror=mirror, progress=progress)
+        got = fetch_file(NeededFile(w.filename, (Candidate("url", w.url),), sha256=w.sha256), cfg)
+        out.append(got.path)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmark.weights",
+                                description="List or download the weights that benchmark metrics need.")
+    p.add_argument("action", choices=["list", "fetch"], help="list: show files and whether present; fetch: download")
+    p.add_argument("--metrics", default="all", help="comma-separated metrics (default: all that need weights)")
+    p.add_argument("--weights-dir", type=Path, help=f"cache folder (default: $DACLIP_WEIGHTS or {DEFAULT_DIR})")
+    p.add_argument("--mirror", help="fetch every file as MIRROR/<file name> instead")
+    return p
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    wdir = weights_dir(args.weights_dir)
+    known = sorted({m for w in WEIGHTS.values() for m in w.used_by})
+    metrics = known if args.metrics == "all" else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    bad = [m for m in metrics if m not in known]
+    if bad:
+        raise UserError(f"--metrics: {', '.join(bad)} need no weights or are unknown; metrics with weights: {', '.join(known)}")
+    keys = list(dict.fromkeys(w.key for m in metrics for w in files_for(m)))
+    if args.action == "list":
+        for k in keys:
+            w = WEIGHTS[k]
+            state = "present" if w.path(wdir).is_file() else "missing"
+            print(f"{state:8s} {w.path(wdir)}  ({w.note}; for {', '.join(w.used_by)})")
+        return 0
+    for path in fetch(keys, wdir, mirror=args.mirror):
+        print(f"ok {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

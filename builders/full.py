@@ -1,0 +1,511 @@
+"""Build the paper's ten-type dataset from the real sources (``python -m builders.build --all``).
+
+Per recipe: fetch and verify the files, extract them safely under <root>/.extracted, pair them
+with the source's rule, then convert every pair to <root>/<split>/<type>/{LQ,GT}/<name>.png
+(in parallel with ``workers`` processes). Synthetic LQ (noise, JPEG, official masks) is seeded
+from (seed, type, split, name) and its parameters go into the manifest.
+
+Idempotent and resumable: a pair whose manifest row matches the same recipe inputs and whose
+files still hash to the recorded sums is skipped; finished rows are flushed to the manifest
+periodically and on Ctrl-C; outputs are written atomically, so a killed run re-run ends with the
+same files and no duplicate rows. Pairs that fail (unreadable, sizes differ) and files that could
+not be paired go to <root>/build_report.json and are printed, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from . import manifest as mf
+from .download import DownloadConfig, fetch
+from .errors import UserError
+from .extract import safe_extract
+from .io import atomic_write_bytes, atomic_write_text, read_image, save_image, sha256_bytes, sha256_file
+from .layout import item_id, pair_relpaths
+from .pairing import SourcePair, pair_source
+from .sources import Recipe, all_recipes, recipes_for
+from .synth import seed_for, synthesize
+from .synth.inpaint import apply_mask
+from .tasks import DEGRADATIONS, SPLITS
+
+DEFAULT_ROOT = Path("datasets/universal")
+REPORT_NAME = "build_report.json"
+
+
+@dataclass(frozen=True)
+class FullBuildConfig:
+    root: Path
+    tasks: tuple[str, ...] = DEGRADATIONS
+    download: DownloadConfig | None = None  # None: <root>/.downloads, no mirror
+    workers: int = 1
+    seed: int = 0
+    force: bool = False
+    progress: bool = True
+    flush_every: int = 500  # manifest rows between periodic flushes
+
+
+@dataclass(frozen=True)
+class Job:
+    """One output pair; picklable so it can run in a worker process."""
+
+    task: str
+    split: str
+    name: str  # output file name (<stem>.png)
+    gt: str
+    lq: str | None
+    mask: str | None
+    lq_kind: str  # "real" | "synthetic" | "mask"
+    seed: int | None
+    origin: str  # manifest "source"
+    licence: str
+    params: str  # JSON of what identifies the inputs (recipe, source files, extras)
+
+    @property
+    def id(self) -> str:
+        return item_id(self.split, self.task, self.name)
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps([self.lq_kind, self.seed, self.params]).encode()).hexdigest()[:16]
+
+
+@dataclass
+class RecipeOutcome:
+    name: str
+    files: dict = field(default_factory=dict)
+    found: dict = field(default_factory=dict)  # "type/split" -> pairs found
+    expected: dict = field(default_factory=dict)
+    built: int = 0
+    skipped: int = 0
+    failed: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+    error: str | None = None
+    notes: list = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------ conversion
+
+def _read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
+    with Image.open(path) as im:
+        m = im.convert("L")
+        if m.size != size:
+            # Area interpolation, as DA-CLIP's cv2.resize(..., INTER_AREA).
+            m = m.resize(size, Image.Resampling.BOX)
+        return np.asarray(m)
+
+
+def _png_bytes_if_plain(path: str) -> bytes | None:
+    """The file's bytes when it already is an 8-bit RGB PNG: copied as is, saving a re-encode."""
+    if not path.lower().endswith(".png"):
+        return None
+    try:
+        with Image.open(path) as im:
+            plain = im.format == "PNG" and im.mode == "RGB"
+    except OSError:
+        return None
+    return Path(path).read_bytes() if plain else None
+
+
+def _write(path: Path, img: np.ndarray, src: str | None) -> bytes:
+    raw = _png_bytes_if_plain(src) if src else None
+    if raw is None:
+        return save_image(path, img)
+    atomic_write_bytes(path, raw)
+    return raw
+
+
+def _is_current(root: Path, job: Job, row: dict | None) -> bool:
+    if row is None:
+        return False
+    try:
+        if json.loads(row["parameters"]).get("job_key") != job.key:
+            return False
+    except ValueError:
+        return False
+    lq, gt = root / row["lq_path"], root / row["gt_path"]
+    return (lq.is_file() and gt.is_file() and sha256_file(lq) == row["sha256"]
+            and sha256_file(gt) == row["gt_sha256"])
+
+
+def convert(job: Job, root: str, row: dict | None, force: bool) -> dict:
+    """Build one pair. Returns {"status": "built"|"skipped"|"failed", "row" or "problem"}."""
+    root = Path(root)
+    if not force and _is_current(root, job, row):
+        return {"status": "skipped", "id": job.id}
+    params = {**json.loads(job.params), "job_key": job.key}
+    try:
+        gt = read_image(job.gt)
+        if job.lq_kind == "real":
+            lq = read_image(job.lq)
+            if lq.shape != gt.shape:
+                return {"status": "failed", "id": job.id, "problem": {
+                    "id": job.id, "kind": "size-mismatch", "lq": job.lq, "gt": job.gt,
+                    "detail": f"LQ {lq.shape[1]}x{lq.shape[0]} vs GT {gt.shape[1]}x{gt.shape[0]}"}}
+        elif job.lq_kind == "synthetic":
+            out = synthesize(job.task, gt, job.seed)
+            lq, params = out.lq, {**params, **out.params}
+        else:
+            out = apply_mask(gt, _read_mask(job.mask, (gt.shape[1], gt.shape[0])))
+            lq, params = out.lq, {**params, **out.params}
+    except UserError as exc:
+        return {"status": "failed", "id": job.id, "problem": {
+            "id": job.id, "kind": "unreadable", "lq": job.lq, "gt": job.gt, "detail": str(exc)}}
+    lq_rel, gt_rel = pair_relpaths(job.split, job.task, job.name)
+    gt_bytes = _write(root / gt_rel, gt, job.gt)
+    lq_bytes = _write(root / lq_rel, lq, job.lq if job.lq_kind == "real" else None)
+    return {"status": "built", "id": job.id, "row": {
+        "id": job.id, "type": job.task, "split": job.split, "name": job.name,
+        "lq_path": lq_rel, "gt_path": gt_rel, "source": job.origin, "licence": job.licence,
+        "width": int(gt.shape[1]), "height": int(gt.shape[0]),
+        "parameters": json.dumps(params, sort_keys=True),
+        "sha256": sha256_bytes(lq_bytes), "gt_sha256": sha256_bytes(gt_bytes)}}
+
+
+def _convert_star(args):
+    return convert(*args)
+
+
+# ------------------------------------------------------------------------------------ planning
+
+def _label(path: Path | None, located: dict[str, Path]) -> str | None:
+    """'<needed file>:<path inside it>': the same whether files came by download or --from-dir."""
+    if path is None:
+        return None
+    for name, where in located.items():
+        if path == where:
+            return name
+        if path.is_relative_to(where):
+            return f"{name}:{path.relative_to(where).as_posix()}"
+    return str(path)
+
+
+def plan_jobs(recipe: Recipe, pairs: list[SourcePair], located: dict[str, Path], cfg: FullBuildConfig,
+              file_sha: dict[str, str] | None = None) -> list[Job]:
+    """One Job per (type, pair). ``file_sha`` (needed file -> sha256) ties each pair to the exact
+    archive it came from, so a changed download rebuilds its pairs."""
+    file_sha = file_sha or {}
+    jobs = []
+    for task in recipe.tasks:
+        if task not in cfg.tasks:
+            continue
+        for p in pairs:
+            if (task, p.split) not in recipe.expected:
+                continue
+            name = f"{p.name}.png"
+            seed = None if recipe.lq == "real" else seed_for(cfg.seed, "full", task, p.split, name)
+            gt_label = _label(p.gt, located)
+            labels = {"gt_source": gt_label, "lq_source": _label(p.lq, located), "mask_source": _label(p.mask, located)}
+            origins = {lab.split(":", 1)[0] for lab in labels.values() if lab}
+            params = {"recipe": recipe.name, **labels, **dict(p.extra),
+                      "source_sha256": {n: file_sha[n] for n in sorted(origins) if n in file_sha}}
+            if recipe.notes:
+                params["notes"] = list(recipe.notes)
+            jobs.append(Job(task, p.split, name, str(p.gt), None if p.lq is None else str(p.lq),
+                            None if p.mask is None else str(p.mask), recipe.lq, seed,
+                            f"{recipe.title}: {gt_label}", recipe.licence,
+                            json.dumps({k: v for k, v in params.items() if v is not None}, sort_keys=True)))
+    return jobs
+
+
+def _prepare(recipe: Recipe, cfg: FullBuildConfig, dl: DownloadConfig, outcome: RecipeOutcome) -> dict[str, Path]:
+    """Fetch, verify and extract the recipe's files; returns needed file name -> folder or file."""
+    located: dict[str, Path] = {}
+    missing = []
+    for f in recipe.files:
+        try:
+            got = fetch(f, dl)
+        except UserError as exc:
+            missing.append(str(exc))
+            if dl.from_dir is None:
+                break  # the network failed for this source: do not try its other files one by one
+            continue  # --from-dir: list every missing file at once
+        outcome.files[f.name] = {"size": got.size, "sha256": got.sha256, "from": got.origin,
+                                 "expected_size": f.size, "expected_sha256": f.sha256}
+        if f.is_archive:
+            dest = cfg.root / ".extracted" / recipe.name / f.name
+            stamp = dest.with_name(f".{f.name}.sha256")
+            stale = dest.exists() and (not stamp.exists() or stamp.read_text() != got.sha256)
+            safe_extract(got.path, dest, keep=recipe.keep_member, force=stale, progress=cfg.progress)
+            atomic_write_text(stamp, got.sha256)
+            located[f.name] = dest
+        else:
+            located[f.name] = got.path
+    if missing:
+        raise UserError(" | ".join(missing[:5])
+                        + (f" | and {len(missing) - 5} more files" if len(missing) > 5 else ""))
+    return located
+
+
+# ---------------------------------------------------------------------------------------- build
+
+def _ignore_sigint() -> None:
+    # Ctrl-C is handled by the main process, which lets running pairs finish and flushes the
+    # manifest; a worker dying on SIGINT would break the pool instead.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_jobs(jobs: list[Job], cfg: FullBuildConfig, old, on_result) -> None:
+    by_id = {r["id"]: r for r in old.to_dict("records")} if not old.empty else {}
+    args = [(j, str(cfg.root), by_id.get(j.id), cfg.force) for j in jobs]
+    bar = tqdm(total=len(jobs), desc="converting", unit="pair", disable=not cfg.progress)
+    try:
+        if cfg.workers <= 1:
+            for a in args:
+                on_result(_convert_star(a))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=cfg.workers, initializer=_ignore_sigint) as ex:
+                futures = [ex.submit(_convert_star, a) for a in args]
+                consumed = set()
+                try:
+                    for fut in as_completed(futures):
+                        consumed.add(fut)
+                        on_result(fut.result())
+                        bar.update()
+                except BaseException:
+                    # Let the running pairs finish and keep every finished one (Ctrl-C loses nothing done).
+                    for fut in futures:
+                        fut.cancel()
+                    wait(futures)
+                    for fut in futures:
+                        if fut not in consumed and not fut.cancelled() and fut.exception() is None:
+                            on_result(fut.result())
+                    raise
+    finally:
+        bar.close()
+
+
+def _remove_partial_outputs(root: Path, tasks) -> None:
+    """Delete temp files a killed run left behind (builders.io writes '.<name>.<random>.part')."""
+    for split in SPLITS:
+        for task in tasks:
+            for kind in ("LQ", "GT"):
+                folder = root / split / task / kind
+                if folder.is_dir():
+                    for tmp in folder.glob(".*.part"):
+                        tmp.unlink(missing_ok=True)
+
+
+def build_full(cfg: FullBuildConfig, recipes: list[Recipe] | None = None) -> dict:
+    """Build the selected recipes into cfg.root; returns the build report (also written to disk)."""
+    root = Path(cfg.root)
+    root.mkdir(parents=True, exist_ok=True)
+    dl = cfg.download or DownloadConfig(cache_dir=root / ".downloads", progress=cfg.progress)
+    recipes = recipes if recipes is not None else recipes_for(cfg.tasks)
+    report = read_report(root)
+    _remove_partial_outputs(root, cfg.tasks)
+    outcomes: list[RecipeOutcome] = []
+    manifest = mf.read_manifest(root, required=False)
+    for recipe in recipes:
+        out = RecipeOutcome(recipe.name, notes=list(recipe.notes))
+        out.expected = {f"{t}/{s}": n for (t, s), n in recipe.expected.items() if t in cfg.tasks}
+        outcomes.append(out)
+        try:
+            located = _prepare(recipe, cfg, dl, out)
+        except UserError as exc:
+            out.error = str(exc)
+            _save_report(root, report, outcomes)
+            continue
+        paired = pair_source(recipe.pairing, located)
+        out.problems = paired.problems
+        jobs = plan_jobs(recipe, paired.pairs, located, cfg, {n: f["sha256"] for n, f in out.files.items()})
+        out.found = dict(Counter(f"{j.task}/{j.split}" for j in jobs))
+        manifest = _build_jobs(root, jobs, cfg, manifest, out)
+        _save_report(root, report, outcomes)
+    if manifest.empty and not mf.manifest_path(root).exists():
+        mf.write_manifest(root, [])
+    return _save_report(root, report, outcomes)
+
+
+def _build_jobs(root: Path, jobs: list[Job], cfg: FullBuildConfig, manifest, out: RecipeOutcome):
+    rows: list[dict] = []
+    failed: set[str] = set()
+    state = {"manifest": manifest}
+
+    def flush():
+        m = state["manifest"]
+        if failed:
+            m = m[~m["id"].isin(failed)] if not m.empty else m
+        if rows:
+            m = mf.upsert(m, rows)
+            rows.clear()
+        mf.write_manifest(root, m)
+        state["manifest"] = m
+
+    def on_result(res):
+        if res["status"] == "built":
+            rows.append(res["row"])
+            out.built += 1
+        elif res["status"] == "skipped":
+            out.skipped += 1
+        else:
+            failed.add(res["id"])
+            out.failed.append(res["problem"])
+        if len(rows) >= cfg.flush_every:
+            flush()
+
+    try:
+        _run_jobs(jobs, cfg, manifest, on_result)
+        out.failed.sort(key=lambda p: p["id"])  # workers finish in any order
+        # Rows this recipe made earlier for pairs that no longer exist in its sources.
+        failed.update(_stale_ids(state["manifest"], out.name, {j.task for j in jobs} or set(cfg.tasks),
+                                 {j.id for j in jobs}))
+    finally:
+        # Even on Ctrl-C, record the finished pairs so a re-run skips them.
+        flush()
+    return state["manifest"]
+
+
+def _stale_ids(manifest, recipe: str, tasks: set[str], current: set[str]) -> set[str]:
+    if manifest.empty:
+        return set()
+    stale = set()
+    for r in manifest[manifest["type"].isin(tasks)].to_dict("records"):
+        if r["id"] not in current:
+            try:
+                if json.loads(r["parameters"]).get("recipe") == recipe:
+                    stale.add(r["id"])
+            except ValueError:
+                pass
+    return stale
+
+
+# ------------------------------------------------------------------------------------- reports
+
+def read_report(root: Path) -> dict:
+    path = Path(root) / REPORT_NAME
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            pass
+    return {"recipes": {}}
+
+
+def _save_report(root: Path, report: dict, outcomes: list[RecipeOutcome]) -> dict:
+    for o in outcomes:
+        report["recipes"][o.name] = asdict(o)
+    report["failing_pairs"] = sum(len(r["failed"]) for r in report["recipes"].values())
+    report["unpaired_files"] = sum(len(r["problems"]) for r in report["recipes"].values())
+    report["errors"] = {n: r["error"] for n, r in report["recipes"].items() if r.get("error")}
+    atomic_write_text(Path(root) / REPORT_NAME, json.dumps(report, indent=1, sort_keys=True))
+    return report
+
+
+def paper_counts() -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for r in all_recipes():
+        for k, n in r.expected.items():
+            counts[k] = counts.get(k, 0) + n
+    return counts
+
+
+def status_table(root: Path) -> str:
+    """Per type and split: pairs present (manifest rows whose files exist) / the paper's count."""
+    df = mf.read_manifest(root, required=False)
+    present: Counter = Counter()
+    for r in df.to_dict("records"):
+        if (root / r["lq_path"]).is_file() and (root / r["gt_path"]).is_file():
+            present[(r["type"], r["split"])] += 1
+    paper = paper_counts()
+    lines = [f"{'type':<16} " + " ".join(f"{s + ' (have/paper)':>22}" for s in SPLITS)]
+    for t in DEGRADATIONS:
+        cells = []
+        for s in SPLITS:
+            have, want = present[(t, s)], paper.get((t, s), 0)
+            mark = "" if have == want else (" +" if have > want else " -")
+            cells.append(f"{f'{have}/{want}{mark}':>22}")
+        lines.append(f"{t:<16} " + " ".join(cells))
+    tot = [(sum(present[(t, s)] for t in DEGRADATIONS), sum(paper.get((t, s), 0) for t in DEGRADATIONS)) for s in SPLITS]
+    lines.append(f"{'total':<16} " + " ".join(f"{f'{h}/{w}':>22}" for h, w in tot))
+    return "\n".join(lines)
+
+
+def list_text(recipes: list[Recipe]) -> str:
+    out = []
+    for r in recipes:
+        out.append(f"{r.name}: {r.title}  [{', '.join(r.tasks)}; LQ {r.lq}]")
+        out.append(f"  split:   {r.split_note}")
+        out.append("  paper:   " + ", ".join(f"{t}/{s} {n}" for (t, s), n in r.expected.items()))
+        out.append(f"  licence: {r.licence}")
+        for f in r.files:
+            if f.name[:-4].isdigit() and r.name == "celebahq" and f.name != "000000.png":
+                continue  # the 100 masks share one pattern; listed once
+            known = f"size {f.size if f.size is not None else '?'}, sha256 {f.sha256 or '?'}"
+            shown = f.name + (" ... 000099.png (100 masks)" if f.name == "000000.png" else "")
+            out.append(f"  file:    {shown}  ({known})")
+            for c in f.candidates:
+                out.append(f"           {c.kind}: {c.where}" + (f"  ({c.note})" if c.note else ""))
+        for n in r.notes:
+            out.append(f"  note:    {n}")
+    return "\n".join(out)
+
+
+def list_json(recipes: list[Recipe]) -> str:
+    return json.dumps([r.describe() for r in recipes], indent=1)
+
+
+def summary_text(report: dict, names: list[str]) -> str:
+    lines = []
+    for n in names:
+        r = report["recipes"][n]
+        if r.get("error"):
+            lines.append(f"{n}: FAILED: {r['error']}")
+            continue
+        found = ", ".join(f"{k} {v}" + (f"/{r['expected'][k]}" if k in r["expected"] else "") for k, v in sorted(r["found"].items()))
+        lines.append(f"{n}: {r['built']} built, {r['skipped']} up to date, {len(r['failed'])} failing, "
+                     f"{len(r['problems'])} unpaired files; found {found or 'nothing'}")
+        for p in r["failed"][:10]:
+            lines.append(f"  failing pair {p['id']}: {p['kind']}: {p['detail']}")
+        for p in r["problems"][:10]:
+            lines.append(f"  {p['kind']}: {p['file']}: {p['detail']}")
+    return "\n".join(lines)
+
+
+def run_cli(args) -> int:
+    """The --all/--only/--list/--status part of builders.build."""
+    from .tasks import parse_tasks
+
+    tasks = tuple(parse_tasks(args.only)) if args.only else DEGRADATIONS
+    recipes = recipes_for(tasks)
+    if args.list:
+        print(list_json(recipes) if args.json else list_text(recipes))
+        return 0
+    root = Path(args.root or DEFAULT_ROOT)
+    if args.status:
+        print(status_table(root))
+        return 0
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
+    if args.from_dir is not None and not Path(args.from_dir).is_dir():
+        raise UserError(f"--from-dir: not a folder: {args.from_dir}")
+    if args.from_dir is not None and args.mirror:
+        raise UserError("choose one of --from-dir and --mirror")
+    dl = DownloadConfig(cache_dir=root / ".downloads", mirror=args.mirror,
+                        from_dir=None if args.from_dir is None else Path(args.from_dir),
+                        retries=args.retries, progress=not args.quiet)
+    cfg = FullBuildConfig(root=root, tasks=tasks, download=dl, workers=args.workers, seed=args.seed,
+                          force=args.force, progress=not args.quiet)
+    report = build_full(cfg, recipes)
+    print(summary_text(report, [r.name for r in recipes]))
+    print(f"report: {root / REPORT_NAME}")
+    errors = [f"{r.name}: {report['recipes'][r.name]['error']}" for r in recipes if report["recipes"][r.name].get("error")]
+    if errors:
+        raise UserError(f"{len(errors)} source(s) could not be built: " + " || ".join(errors))
+    n_failed = sum(len(report["recipes"][r.name]["failed"]) for r in recipes)
+    if n_failed:
+        print(f"warning: {n_failed} failing pairs (see {root / REPORT_NAME})", file=sys.stderr)
+        return 1
+    return 0

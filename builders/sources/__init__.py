@@ -1,0 +1,28 @@
+"""Registry of the real source datasets behind the paper's ten-type training set.
+
+Importing this package registers one :class:`Recipe` per source (one module each).
+"""
+
+# Importing the modules registers the recipes (all_recipes() orders them by type).
+from . import (  # noqa: F401
+    cbsd68,
+    celebahq,
+    div2k_flickr2k,
+    gopro,
+    live1,
+    lol,
+    rain100h,
+    raindrop,
+    reside6k,
+    snow100k,
+    srd,
+)
+from .base import (  # noqa: F401
+    Candidate,
+    NeededFile,
+    Recipe,
+    all_recipes,
+    get_recipe,
+    recipes_for,
+    register_recipe,
+)
