@@ -8,6 +8,7 @@ runs every method that needs no downloaded weights on its val split, scores PSNR
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     tasks = parse_tasks(args.tasks) if args.tasks else None
     metrics = parse_metrics(args.metrics)
     dataset = resolve_dataset(args.dataset, args.quiet)
+    if args.weights_dir:
+        # Methods look for released weights in the same folder (daclip.weights reads this).
+        os.environ["DACLIP_WEIGHTS_DIR"] = str(args.weights_dir)
 
     from reports.html import render_report
 

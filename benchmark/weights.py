@@ -106,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmark.weights",
                                 description="List or download the weights that benchmark metrics need.")
     p.add_argument("action", choices=["list", "fetch"], help="list: show files and whether present; fetch: download")
-    p.add_argument("--metrics", default="all", help="comma-separated metrics (default: all that need weights)")
+    p.add_argument("--metrics", default="all", help="comma-separated metrics (default: all that need weights; "
+                   "'none' for no metric)")
+    p.add_argument("--methods", help="also the released weights of these methods, e.g. ours,promptir "
+                   "(methods whose weights were never published say how to train them)")
     p.add_argument("--weights-dir", type=Path, help=f"cache folder (default: $DACLIP_WEIGHTS or {DEFAULT_DIR})")
     p.add_argument("--mirror", help="fetch every file as MIRROR/<file name> instead")
     return p
@@ -117,20 +120,53 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     wdir = weights_dir(args.weights_dir)
     known = sorted({m for w in WEIGHTS.values() for m in w.used_by})
-    metrics = known if args.metrics == "all" else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    metrics = known if args.metrics == "all" else [m.strip() for m in args.metrics.split(",")
+                                                   if m.strip() and m.strip() != "none"]
     bad = [m for m in metrics if m not in known]
     if bad:
         raise UserError(f"--metrics: {', '.join(bad)} need no weights or are unknown; metrics with weights: {', '.join(known)}")
     keys = list(dict.fromkeys(w.key for m in metrics for w in files_for(m)))
+    entries = _method_entries(args.methods) if args.methods else []
     if args.action == "list":
         for k in keys:
             w = WEIGHTS[k]
             state = "present" if w.path(wdir).is_file() else "missing"
             print(f"{state:8s} {w.path(wdir)}  ({w.note}; for {', '.join(w.used_by)})")
+        from daclip.weights import WEIGHTS as METHOD_WEIGHTS, cached_path
+
+        for e in entries:
+            path = cached_path(METHOD_WEIGHTS[e], wdir)
+            print(f"{'present' if path.is_file() else 'missing':8s} {path}  ({METHOD_WEIGHTS[e].note})")
         return 0
     for path in fetch(keys, wdir, mirror=args.mirror):
         print(f"ok {path}")
+    if entries:
+        from daclip.weights import WeightsUnavailable, resolve_weights
+
+        failed = []
+        for e in entries:
+            try:
+                print(f"ok {resolve_weights(e, root=wdir)}")
+            except WeightsUnavailable as exc:
+                failed.append(str(exc))
+        if failed:
+            raise UserError("; ".join(failed))
     return 0
+
+
+def _method_entries(text: str) -> list[str]:
+    """Weights entries (daclip.weights) that the named methods load: their own, plus DA-CLIP's."""
+    from daclip.methods import SPECS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in SPECS]
+    if bad:
+        raise UserError(f"--methods: unknown or weight-free method {', '.join(bad)}; methods with weights: {', '.join(SPECS)}")
+    out = []
+    for n in names:
+        spec = SPECS[n][0]
+        out += [n] + (["daclip"] if getattr(spec, "uses_daclip", False) else [])
+    return list(dict.fromkeys(out))
 
 
 if __name__ == "__main__":

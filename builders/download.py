@@ -227,7 +227,7 @@ def _resolve_drive(session, file_id: str, cfg: DownloadConfig, label: str) -> tu
 
 # ----------------------------------------------------------------------------------- Hugging Face
 
-def _hf_download(where: str, dest: Path, cfg: DownloadConfig, label: str) -> None:
+def _hf_download(where: str, dest: Path, cfg: DownloadConfig, label: str, repo_type: str = "dataset") -> None:
     import socket
     from urllib.parse import urlparse
 
@@ -241,7 +241,7 @@ def _hf_download(where: str, dest: Path, cfg: DownloadConfig, label: str) -> Non
         # Checked first because the hub client would spend a minute on its own retries.
         raise DownloadError(f"{label}: cannot resolve {host} (offline?)") from None
     try:
-        got = hf_hub_download(repo_id, filename, repo_type="dataset", cache_dir=str(cfg.cache_dir / ".hf"))
+        got = hf_hub_download(repo_id, filename, repo_type=repo_type, cache_dir=str(cfg.cache_dir / ".hf"))
     except Exception as exc:  # noqa: BLE001 -- the hub raises many types (offline, 404, auth)
         raise DownloadError(f"{label}: Hugging Face {repo_id}/{filename}: {type(exc).__name__}: {exc}") from None
     shutil.copyfile(got, dest)
@@ -257,6 +257,8 @@ def _fetch_candidate(c: Candidate, f: NeededFile, part: Path, cfg: DownloadConfi
         _http_to_part(session, url, params, part, cfg, f.name)
     elif c.kind == "hf":
         _hf_download(c.where, part, cfg, f.name)
+    elif c.kind == "hf-model":
+        _hf_download(c.where, part, cfg, f.name, repo_type="model")
     else:
         raise DownloadError(f"{f.name}: unknown candidate kind {c.kind!r}")
 

@@ -232,3 +232,22 @@ def test_report_in_headless_chromium_escapes_names(mini_root, tmp_path):
     assert "evil&lt;script&gt;" in dom
     psnr_cells = dom.split('id="table-psnr"')[1].split("</table>")[0]
     assert psnr_cells.count("<td") >= 2 * 2 and any(ch.isdigit() for ch in psnr_cells)
+
+
+def test_weights_fetch_through_mirror_then_metrics_run(wdir, mini_root, tmp_path):
+    """`benchmark.weights fetch` fills an empty folder from a (loopback) mirror; LPIPS then runs."""
+    from builders_full_fixtures import Server
+
+    from benchmark.weights import WEIGHTS
+
+    files = {w.filename: w.path(wdir).read_bytes() for w in WEIGHTS.values()}
+    target = tmp_path / "fetched"
+    with Server(files, drop_once={"alexnet-owt-7be5be79.pth"}) as srv:  # one transfer breaks midway: resumed
+        assert weights_main(["fetch", "--weights-dir", str(target), "--mirror", srv.url]) == 0
+    for w in WEIGHTS.values():
+        assert w.path(target).read_bytes() == files[w.filename]
+    out = tmp_path / "run"
+    assert bench_main(["--dataset", str(mini_root), "--out", str(out), "--methods", "identity", "--tasks", "noisy",
+                       "--metrics", "lpips", "--weights-dir", str(target), "--limit", "1", "--quiet"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert not s["unavailable"] and s["tables"]["lpips"]["identity"]["noisy"] > 0

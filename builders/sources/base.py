@@ -19,8 +19,8 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 class Candidate:
     """One place a file can come from.
 
-    kind: "url" (HTTP(S)), "gdrive" (Google Drive file id) or "hf" (Hugging Face dataset
-    repo; ``where`` is "<owner>/<repo>:<path in repo>").
+    kind: "url" (HTTP(S)), "gdrive" (Google Drive file id), "hf" (Hugging Face dataset
+    repo; ``where`` is "<owner>/<repo>:<path in repo>") or "hf-model" (a model repo, same form).
     """
 
     kind: str

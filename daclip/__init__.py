@@ -1,0 +1,32 @@
+"""DA-CLIP (degradation-aware CLIP) and the restoration networks built on it.
+
+The heavy names are resolved lazily so ``import daclip`` stays light (no open_clip,
+no transformers until a model is built).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "DaCLIP": "daclip.model",
+    "create_daclip": "daclip.model",
+    "clip_preprocess": "daclip.model",
+    "classify": "daclip.model",
+    "degradation_text_features": "daclip.model",
+    "load_daclip": "daclip.checkpoint",
+    "save_daclip": "daclip.checkpoint",
+    "load_network": "daclip.networks.loading",
+    "build_network": "daclip.networks.registry",
+}
+
+__all__ = ["DaCLIP", "classify", "clip_preprocess", "create_daclip", "degradation_text_features",
+           "load_daclip", "save_daclip", "load_network", "build_network"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'daclip' has no attribute {name!r}")

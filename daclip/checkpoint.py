@@ -1,0 +1,119 @@
+"""Load and save DA-CLIP weights in the format of the authors' released ``daclip_ViT-B-32.pt``.
+
+The released file is what open_clip's trainer writes: ``{'state_dict': ..., 'epoch', ...}``
+with keys of the :class:`daclip.model.DaCLIP` tree (optionally prefixed ``module.`` by DDP).
+A bare state_dict is accepted too. Saved files use the same layout, so they load in the
+official code and vice versa.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from builders.errors import UserError
+from builders.io import atomic_path
+
+from .model import DaCLIP, create_daclip
+
+_ALIAS_PREFIXES = ("visual.", "clip.visual.")
+
+
+def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save through a temporary file in the same folder, then rename into place."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load with weights_only=True and readable errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle/zip errors come in many types
+        raise UserError(f"cannot read checkpoint {path}: {exc}") from None
+
+
+def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The state_dict of a loaded checkpoint: 'state_dict' wrapper or bare; 'module.' stripped."""
+    if isinstance(obj, Mapping) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not obj:
+        raise UserError(f"{source} holds no state_dict")
+    out = {}
+    for k, v in obj.items():
+        if not isinstance(v, torch.Tensor):
+            raise UserError(f"{source}: entry {k!r} is not a tensor")
+        out[k.removeprefix("module.")] = v
+    return out
+
+
+def _fill_aliases(sd: dict[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:
+    """Fill ``visual.*`` from ``clip.visual.*`` (or back): the two names hold one tensor.
+
+    Files written by code that does not register the alias still load strictly.
+    """
+    sd = dict(sd)
+    for key in expected - set(sd):
+        for src, dst in (("clip.visual.", "visual."), ("visual.", "clip.visual.")):
+            if key.startswith(dst) and src + key[len(dst):] in sd:
+                sd[key] = sd[src + key[len(dst):]]
+                break
+    return sd
+
+
+def load_state_dict_strict(model: DaCLIP, sd: Mapping[str, torch.Tensor], source: str) -> None:
+    expected = set(model.state_dict())
+    sd = _fill_aliases(dict(sd), expected)
+    missing = sorted(expected - set(sd))
+    unexpected = sorted(set(sd) - expected)
+    shapes = sorted(k for k in expected & set(sd) if tuple(sd[k].shape) != tuple(model.state_dict()[k].shape))
+    if missing or unexpected or shapes:
+        def show(keys):
+            return ", ".join(keys[:8]) + (f" ... ({len(keys)} in all)" if len(keys) > 8 else "")
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {show(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {show(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatch: {show(shapes)}")
+        raise UserError(f"{source} does not match the DA-CLIP model ({'; '.join(parts)}); "
+                        f"wrong --model / --model-cfg?")
+    model.load_state_dict(sd, strict=True)
+
+
+def load_daclip(path: str | os.PathLike, model_name: str = "ViT-B-32", device: str | torch.device = "cpu",
+                model_cfg: dict | None = None) -> DaCLIP:
+    """A DA-CLIP model with the weights of a released or saved checkpoint (strict)."""
+    sd = extract_state_dict(load_torch(path), source=str(path))
+    model = create_daclip(model_name, None, model_cfg=model_cfg)
+    load_state_dict_strict(model, sd, source=str(path))
+    model.lock_clip()
+    return model.to(device)
+
+
+def daclip_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict of a (possibly DDP- or compile-wrapped) DA-CLIP with plain official keys."""
+    inner = getattr(model, "module", model)
+    inner = getattr(inner, "_orig_mod", inner)
+    out, moved = {}, {}
+    for k, v in inner.state_dict().items():
+        # The alias visual.* shares storage with clip.visual.*: copy it to the CPU once, so
+        # the file (torch.save keeps sharing) stores it once.
+        key = (v.data_ptr(), tuple(v.shape), tuple(v.stride()), v.dtype)
+        if key not in moved:
+            moved[key] = v.detach().cpu()
+        out[k] = moved[key]
+    return out
+
+
+def save_daclip(model: torch.nn.Module, path: str | os.PathLike, **extra: Any) -> None:
+    """Write ``{'state_dict': ..., **extra}`` atomically (the released layout)."""
+    save_torch_atomic({"state_dict": daclip_state_dict(model), **extra}, path)

@@ -1,0 +1,364 @@
+"""DA-CLIP: a frozen open_clip CLIP plus a trainable controller (a copy of its vision tower).
+
+The module tree (and hence the state_dict key names) follows the authors' released
+``daclip_ViT-B-32.pt``:
+
+    clip.*                                   the frozen open_clip CLIP (both towers)
+    visual.*                                 the same frozen vision tower again (an alias
+                                             the official class registers; the released
+                                             file stores its tensors twice)
+    visual_control.{conv1,class_embedding,positional_embedding,ln_pre,ln_post,proj}
+    visual_control.transformer.transformer.resblocks.<i>.*   controller blocks
+    visual_control.transformer.zero_modules.<i>.{weight,bias} zero-initialised Linear
+    logit_scale                              trainable copy of the CLIP temperature
+
+The controller runs its own blocks unchanged and records ``zero_module_i(x_i)`` after block
+i; the frozen tower adds those records after its blocks in reversed order (frozen block 1
+gets controller block L), as the official code pops them from the end of the list.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from builders.errors import UserError
+from builders.tasks import DEGRADATIONS
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+LOGIT_SCALE_MAX = 4.605170185988092  # ln(100): open_clip clamps the temperature here
+
+
+class ControlTransformer(nn.Module):
+    """The controller's block stack: the copied ``Transformer`` plus one zero Linear per block.
+
+    Wrapping (rather than subclassing) keeps the official key layout
+    ``transformer.transformer.resblocks`` / ``transformer.zero_modules``.
+    """
+
+    def __init__(self, transformer: nn.Module):
+        super().__init__()
+        self.transformer = transformer
+        width = transformer.width
+        self.zero_modules = nn.ModuleList(nn.Linear(width, width) for _ in transformer.resblocks)
+        self.reset_zero_modules()
+
+    def reset_zero_modules(self) -> None:
+        for lin in self.zero_modules:
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    @property
+    def resblocks(self) -> nn.ModuleList:
+        return self.transformer.resblocks
+
+    @property
+    def batch_first(self) -> bool:
+        return getattr(self.transformer, "batch_first", True)
+
+    @property
+    def grad_checkpointing(self) -> bool:
+        return self.transformer.grad_checkpointing
+
+
+def _run_block(blk: nn.Module, x: torch.Tensor, use_ckpt: bool) -> torch.Tensor:
+    if use_ckpt and torch.is_grad_enabled():
+        return checkpoint(blk, x, use_reentrant=False)
+    return blk(x)
+
+
+def _pool_project(tower: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """open_clip's VisionTransformer tail: (ln_post, pool) then projection."""
+    pooled, _ = tower._pool(x)
+    if tower.proj is not None:
+        pooled = pooled @ tower.proj
+    return pooled
+
+
+def vision_forward(
+    tower: nn.Module,
+    blocks: Sequence[nn.Module],
+    image: torch.Tensor,
+    *,
+    batch_first: bool,
+    grad_ckpt: bool = False,
+    zero_modules: Sequence[nn.Module] | None = None,
+    control: Sequence[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run an open_clip VisionTransformer block by block.
+
+    With ``zero_modules`` the projected hidden state after each block is recorded (the
+    stream itself is unchanged); with ``control`` the recorded outputs are added to the
+    stream after each block, last record first.
+    """
+    x = tower._embeds(image)
+    if not batch_first:
+        x = x.transpose(0, 1)
+    records: list[torch.Tensor] = []
+    n = len(blocks)
+    for i, blk in enumerate(blocks):
+        x = _run_block(blk, x, grad_ckpt)
+        if zero_modules is not None:
+            records.append(zero_modules[i](x))
+        if control is not None:
+            x = x + control[n - 1 - i]
+    if not batch_first:
+        x = x.transpose(0, 1)
+    return _pool_project(tower, x), records
+
+
+class DaCLIP(nn.Module):
+    """Degradation-aware CLIP (frozen ``clip`` + trainable ``visual_control`` and ``logit_scale``)."""
+
+    def __init__(self, clip_model: nn.Module):
+        super().__init__()
+        self.clip = clip_model
+        # Alias registered as in the official class, so the key set matches the released file.
+        self.visual = clip_model.visual
+        control = copy.deepcopy(clip_model.visual)
+        control.transformer = ControlTransformer(control.transformer)
+        self.visual_control = control
+        self.logit_scale = nn.Parameter(clip_model.logit_scale.detach().clone())
+        self.lock_clip()
+
+    # -- construction helpers -------------------------------------------------------------
+    def lock_clip(self) -> None:
+        for p in self.clip.parameters():
+            p.requires_grad_(False)
+        self.clip.eval()
+
+    @staticmethod
+    def controller_name(clip_visual_name: str) -> str:
+        """Controller parameter name for a frozen vision-tower parameter name."""
+        if clip_visual_name.startswith("transformer."):
+            return "transformer." + clip_visual_name
+        return clip_visual_name
+
+    @torch.no_grad()
+    def init_controller(self) -> None:
+        """Copy the frozen vision tower into the controller BY NAME and zero the zero modules.
+
+        The official code zips parameter lists, which shifts ln_post into zero_modules[0]
+        because of the extra parameters; matching names avoids that.
+        """
+        ctrl = dict(self.visual_control.named_parameters())
+        for name, p in self.clip.visual.named_parameters():
+            ctrl[self.controller_name(name)].copy_(p)
+        ctrl_buffers = dict(self.visual_control.named_buffers())
+        for name, b in self.clip.visual.named_buffers():
+            key = self.controller_name(name)
+            if key in ctrl_buffers:
+                ctrl_buffers[key].copy_(b)
+        self.visual_control.transformer.reset_zero_modules()
+        self.logit_scale.copy_(self.clip.logit_scale)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.clip.eval()  # the frozen CLIP never switches to training behaviour
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.clip.set_grad_checkpointing(enable)
+        self.visual_control.transformer.transformer.grad_checkpointing = enable
+
+    # -- encoders ---------------------------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        size = self.clip.visual.image_size
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.clip.visual.output_dim)
+
+    def controller_forward(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        ctl = self.visual_control.transformer
+        return vision_forward(
+            self.visual_control, ctl.resblocks, image, batch_first=ctl.batch_first,
+            grad_ckpt=ctl.grad_checkpointing, zero_modules=ctl.zero_modules,
+        )
+
+    def encode_image(self, image: torch.Tensor, control: bool = False, normalize: bool = False):
+        """Plain CLIP features, or with ``control`` a tuple (content, degradation) features."""
+        if not control:
+            return self.clip.encode_image(image, normalize=normalize)
+        degra, records = self.controller_forward(image)
+        tower = self.clip.visual
+        content, _ = vision_forward(
+            tower, tower.transformer.resblocks, image,
+            batch_first=getattr(tower.transformer, "batch_first", True),
+            grad_ckpt=tower.transformer.grad_checkpointing, control=records,
+        )
+        if normalize:
+            content = F.normalize(content, dim=-1)
+            degra = F.normalize(degra, dim=-1)
+        return content, degra
+
+    def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        return self.clip.encode_text(text, normalize=normalize)
+
+    def encode_text_dedup(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """encode_text computing each distinct row once (the ten degradation words, template captions).
+
+        The frozen text tower takes no gradient, so sharing rows changes nothing but the cost.
+        """
+        uniq, inverse = torch.unique(text, dim=0, return_inverse=True)
+        if uniq.shape[0] == text.shape[0]:
+            return self.encode_text(text, normalize=normalize)
+        return self.encode_text(uniq, normalize=normalize)[inverse]
+
+    def forward(self, image: torch.Tensor | None = None, text: torch.Tensor | None = None) -> dict:
+        """The official five outputs; ``text`` is caption tokens ++ degradation tokens."""
+        caption, degradation = text.chunk(2, dim=-1) if text is not None else (None, None)
+        image_features = image_degra = None
+        if image is not None:
+            image_features, image_degra = self.encode_image(image, control=True, normalize=True)
+        text_features = self.encode_text_dedup(caption, normalize=True) if caption is not None else None
+        text_degra = (self.encode_text_dedup(degradation, normalize=True)
+                      if degradation is not None else None)
+        return {
+            "image_features": image_features,
+            "text_features": text_features,
+            "image_degra_features": image_degra,
+            "text_degra_features": text_degra,
+            "logit_scale": self.logit_scale.exp(),
+        }
+
+
+# -- construction ---------------------------------------------------------------------------
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.endswith((".pt", ".pth", ".bin", ".safetensors"))
+
+
+def build_clip(model_name: str = "ViT-B-32", pretrained: str | None = None,
+               model_cfg: dict | None = None) -> nn.Module:
+    """An open_clip CLIP from a built-in name (+ tag or file) or an explicit config dict."""
+    import open_clip
+
+    if pretrained and _looks_like_path(pretrained) and not os.path.isfile(pretrained):
+        raise UserError(f"pretrained CLIP weights not found: {pretrained}")
+    if model_cfg is not None:
+        clip = open_clip.CLIP(**copy.deepcopy(model_cfg))
+        if pretrained:
+            if not os.path.isfile(pretrained):
+                raise UserError(
+                    f"with a custom model config, --pretrained must be a checkpoint file, got {pretrained!r}")
+            open_clip.load_checkpoint(clip, pretrained, weights_only=True)
+        return clip
+    if model_name not in open_clip.list_models():
+        raise UserError(f"unknown open_clip model {model_name!r}; e.g. ViT-B-32, ViT-L-14")
+    try:
+        return open_clip.create_model(model_name, pretrained=pretrained or None, device="cpu")
+    except RuntimeError as exc:
+        raise UserError(
+            f"cannot load pretrained CLIP {model_name}/{pretrained}: {exc}. Offline? Pass the "
+            f"weights file path instead of the tag.") from None
+
+
+def create_daclip(model_name: str = "ViT-B-32", pretrained: str | None = None, *,
+                  device: str | torch.device = "cpu", model_cfg: dict | None = None) -> DaCLIP:
+    """Build CLIP, wrap it, copy the controller from the vision tower by name, freeze CLIP."""
+    model = DaCLIP(build_clip(model_name, pretrained, model_cfg))
+    model.init_controller()
+    return model.to(device)
+
+
+def get_tokenizer(model: DaCLIP | None = None, context_length: int = 77):
+    """open_clip's BPE tokenizer (its vocabulary ships in the wheel, so this works offline)."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    if model is not None:
+        context_length = int(model.clip.context_length)
+    return SimpleTokenizer(context_length=context_length)
+
+
+# -- preprocessing and classification -------------------------------------------------------
+
+def normalize_openai(images: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(OPENAI_MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(OPENAI_STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def clip_preprocess(images: torch.Tensor, image_size: int = 224) -> torch.Tensor:
+    """[B,3,H,W] images in 0..1 -> CLIP input: bicubic short side to size, centre crop, OpenAI norm.
+
+    Mirrors open_clip's evaluation transform on tensors so LQ batches already on the GPU
+    can condition the restoration networks without a round trip through PIL.
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected [B,3,H,W] images, got {tuple(images.shape)}")
+    h, w = images.shape[-2:]
+    scale = image_size / min(h, w)
+    new_h, new_w = max(image_size, round(h * scale)), max(image_size, round(w * scale))
+    x = images.float()
+    if (new_h, new_w) != (h, w):
+        x = F.interpolate(x, size=(new_h, new_w), mode="bicubic", align_corners=False,
+                          antialias=True).clamp_(0, 1)
+    top, left = (new_h - image_size) // 2, (new_w - image_size) // 2
+    x = x[..., top:top + image_size, left:left + image_size]
+    return normalize_openai(x)
+
+
+@torch.no_grad()
+def degradation_text_features(model: DaCLIP, tokenizer=None,
+                              words: Sequence[str] = DEGRADATIONS) -> torch.Tensor:
+    """L2-normalised text features of the degradation words, [len(words), D]."""
+    tokenizer = tokenizer or get_tokenizer(model)
+    device = next(model.parameters()).device
+    tokens = tokenizer(list(words)).to(device)
+    return model.encode_text(tokens, normalize=True).float()
+
+
+@torch.no_grad()
+def classify(model: DaCLIP, images: torch.Tensor, text_features: torch.Tensor | None = None,
+             *, control: bool = True, tokenizer=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Degradation type of preprocessed images: softmax(100 * feature . word features).
+
+    ``control=True`` uses DA-CLIP's degradation features, ``control=False`` plain CLIP
+    image features (zero-shot baseline). Returns (pred_idx [B], probs [B, n_words]).
+    """
+    if text_features is None:
+        text_features = degradation_text_features(model, tokenizer)
+    if control:
+        _, feats = model.encode_image(images, control=True, normalize=True)
+    else:
+        feats = model.encode_image(images, control=False, normalize=True)
+    probs = (100.0 * feats.float() @ text_features.float().T).softmax(dim=-1)
+    return probs.argmax(dim=-1), probs
+
+
+def load_model_cfg(spec: str | None) -> dict | None:
+    """An open_clip model config: a name from daclip/configs ('tiny'), a YAML/JSON file, or None."""
+    if not spec:
+        return None
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(spec)
+    if not path.is_file():
+        path = Path(__file__).parent / "configs" / f"{spec}.yaml"
+    if not path.is_file():
+        raise UserError(f"model config {spec!r} is neither a file nor one of daclip/configs/*.yaml")
+    try:
+        text = path.read_text(encoding="utf-8")
+        cfg = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read model config {path}: {exc}") from None
+    if not isinstance(cfg, dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= set(cfg):
+        raise UserError(f"model config {path} needs embed_dim, vision_cfg and text_cfg")
+    return cfg
