@@ -107,7 +107,10 @@ def create_method(name: str, **options) -> Method:
     specs = method_specs()
     if name not in specs:
         raise UserError(f"unknown method {name!r}; known methods: {', '.join(specs)}")
-    method = specs[name].factory(**options)
+    try:
+        method = specs[name].factory(**options)
+    except TypeError as exc:  # options a weight-free method does not take
+        raise UserError(f"method {name!r} does not accept {', '.join(sorted(options))} ({exc})") from None
     method.name = name
     method.display_name = method.display_name or specs[name].display_name
     return method

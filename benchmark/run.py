@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder for results and report (default: {DEFAULT_OUT})")
     p.add_argument("--weights", action="append", default=[], metavar="METHOD=PATH",
                    help="weights file for a method (repeatable)")
+    p.add_argument("--option", action="append", default=[], metavar="METHOD:KEY=VALUE",
+                   help="a method option, e.g. ours:steps=50, ours:amp=bf16, ours:seed=1 (repeatable; "
+                   "--list-methods shows each method's options)")
     p.add_argument("--weights-dir", type=Path,
                    help="folder with metric weights from `python -m benchmark.weights fetch` "
                    "(default: $DACLIP_WEIGHTS or ~/.cache/daclip-toolkit/weights)")
@@ -62,6 +65,19 @@ def _weights(pairs: list[str], methods: list[str]) -> dict[str, str]:
         if not specs[name].needs_weights:
             raise UserError(f"--weights: method {name!r} uses no weights")
         out[name] = path
+    return out
+
+
+def _options(items: list[str], methods: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        name, sep, kv = item.partition(":")
+        key, sep2, value = kv.partition("=")
+        if not sep or not sep2 or not name or not key:
+            raise UserError(f"--option expects METHOD:KEY=VALUE, got {item!r}")
+        if name not in methods:
+            raise UserError(f"--option {item!r}: method {name!r} is not among --methods ({', '.join(methods)})")
+        out.setdefault(name, {})[key.strip()] = value.strip()
     return out
 
 
@@ -96,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
     methods = parse_methods(args.methods)
     cfg_weights = _weights(args.weights, methods)
+    options = _options(args.option, methods)
     tasks = parse_tasks(args.tasks) if args.tasks else None
     metrics = parse_metrics(args.metrics)
     dataset = resolve_dataset(args.dataset, args.quiet)
@@ -109,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     from .summary import build_summary, write_summary
 
     cfg = RunConfig(dataset=dataset, out=args.out, methods=methods, tasks=tasks, metrics=metrics,
-                    split=args.split, weights=cfg_weights, weights_dir=args.weights_dir, device=args.device,
+                    split=args.split, weights=cfg_weights, options=options, weights_dir=args.weights_dir,
+                    device=args.device,
                     limit=args.limit, progress=not args.quiet)
     result = run_benchmark(cfg)
     if result is None:  # a torchrun rank other than 0: rank 0 writes the results

@@ -38,6 +38,7 @@ class RunConfig:
     metrics: list[str]
     split: str = "val"
     weights: dict[str, str] = field(default_factory=dict)
+    options: dict[str, dict[str, str]] = field(default_factory=dict)  # method -> its options
     weights_dir: Path | None = None
     device: str = "cpu"
     limit: int | None = None  # images per type, for quick looks
@@ -99,7 +100,8 @@ def run_benchmark(cfg: RunConfig) -> RunResult | None:
     image_metrics = [m for m in metrics if m.kind == "image"]
     set_metrics = [m for m in metrics if m.kind == "set"]
     # Create every method first: an unknown method or a bad option fails before any work.
-    methods = [create_method(name, **({"weights": cfg.weights[name]} if name in cfg.weights else {}))
+    methods = [create_method(name, **({"weights": cfg.weights[name]} if name in cfg.weights else {}),
+                             **cfg.options.get(name, {}))
                for name in cfg.methods]
     shard = items.iloc[dist.rank::dist.world_size] if dist.enabled else items
     store = ResultStore(cfg.out, rank=dist.rank if dist.enabled else None)

@@ -69,24 +69,10 @@ def _fill_aliases(sd: dict[str, torch.Tensor], expected: set[str]) -> dict[str, 
 
 
 def load_state_dict_strict(model: DaCLIP, sd: Mapping[str, torch.Tensor], source: str) -> None:
-    expected = set(model.state_dict())
-    sd = _fill_aliases(dict(sd), expected)
-    missing = sorted(expected - set(sd))
-    unexpected = sorted(set(sd) - expected)
-    shapes = sorted(k for k in expected & set(sd) if tuple(sd[k].shape) != tuple(model.state_dict()[k].shape))
-    if missing or unexpected or shapes:
-        def show(keys):
-            return ", ".join(keys[:8]) + (f" ... ({len(keys)} in all)" if len(keys) > 8 else "")
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {show(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {show(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatch: {show(shapes)}")
-        raise UserError(f"{source} does not match the DA-CLIP model ({'; '.join(parts)}); "
-                        f"wrong --model / --model-cfg?")
-    model.load_state_dict(sd, strict=True)
+    """Strict load after filling the ``visual.*`` alias keys; mismatches are named (UserError)."""
+    from .networks.loading import load_state_dict_strict as strict
+
+    strict(model, _fill_aliases(dict(sd), set(model.state_dict())), source)
 
 
 def load_daclip(path: str | os.PathLike, model_name: str = "ViT-B-32", device: str | torch.device = "cpu",

@@ -98,6 +98,8 @@ def test_cli_errors(mini_root, tmp_path):
         (["--dataset", str(tmp_path)], "no manifest at"),
         (["--dataset", str(mini_root), "--weights", "identity=x.pt"], "uses no weights"),
         (["--dataset", str(mini_root), "--split", "test"], "no 'test' split"),
+        (["--dataset", str(mini_root), "--methods", "identity", "--option", "identity:x=1"], "does not accept x"),
+        (["--dataset", str(mini_root), "--methods", "identity", "--option", "classical:x=1"], "not among --methods"),
     ]
     for args, needle in cases:
         r = _cli(*args, "--out", str(tmp_path / "o"), "--quiet", cwd=tmp_path)

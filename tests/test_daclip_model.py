@@ -258,8 +258,8 @@ def test_missing_and_unexpected_keys_are_named(tmp_path):
     with pytest.raises(UserError) as exc:
         load_daclip(tmp_path / "bad.pt", model_cfg=TINY)
     msg = str(exc.value)
-    assert "missing keys: visual_control.transformer.zero_modules.1.bias" in msg
-    assert "unexpected keys: visual_control.extra.weight" in msg
+    assert "missing 1 key(s): visual_control.transformer.zero_modules.1.bias" in msg
+    assert "unexpected 1 key(s): visual_control.extra.weight" in msg
     with pytest.raises(UserError, match="checkpoint not found"):
         load_daclip(tmp_path / "nope.pt", model_cfg=TINY)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
