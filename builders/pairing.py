@@ -109,6 +109,19 @@ def _missing(result: PairingResult, where: Path, what: str) -> None:
     result.problems.append({"kind": "missing-folder", "file": str(where), "detail": f"no {what} found"})
 
 
+def pair_split_folders(res: PairingResult, root: Path, splits: tuple[tuple[str, str], ...], lq: str, gt: str,
+                       lq_key: Callable[[str], str | None] = same, gt_key: Callable[[str], str | None] = same,
+                       pick: Callable[[list[Path]], list[Path]] = lambda fs: fs) -> PairingResult:
+    """The common layout <folder>/{<lq>,<gt>}/<files> for each (folder, split); files paired by key."""
+    for folder, split in splits:
+        d = find_dir_with(root, folder, (lq, gt))
+        if d is None:
+            _missing(res, root, f"{folder}/{{{lq},{gt}}}")
+            continue
+        match(res, split, pick(images_in(d / lq)), pick(images_in(d / gt)), lq_key, gt_key)
+    return res
+
+
 def _one(files: dict[str, Path]) -> Path:
     return next(iter(files.values()))
 
@@ -135,39 +148,19 @@ def pair_gopro(files: dict[str, Path]) -> PairingResult:
 
 @register_pairing("reside6k")
 def pair_reside6k(files: dict[str, Path]) -> PairingResult:
-    res, root = PairingResult(), _one(files)
-    for folder, split in (("train", "train"), ("test", "val")):
-        d = find_dir_with(root, folder, ("hazy", "GT"))
-        if d is None:
-            _missing(res, root, f"{folder}/{{hazy,GT}}")
-            continue
-        match(res, split, images_in(d / "hazy"), images_in(d / "GT"), same, same)
-    return res
+    return pair_split_folders(PairingResult(), _one(files), (("train", "train"), ("test", "val")), "hazy", "GT")
 
 
 @register_pairing("lol")
 def pair_lol(files: dict[str, Path]) -> PairingResult:
-    res, root = PairingResult(), _one(files)
-    for folder, split in (("our485", "train"), ("eval15", "val")):
-        d = find_dir_with(root, folder, ("low", "high"))
-        if d is None:
-            _missing(res, root, f"{folder}/{{low,high}}")
-            continue
-        match(res, split, images_in(d / "low"), images_in(d / "high"), same, same)
-    return res
+    return pair_split_folders(PairingResult(), _one(files), (("our485", "train"), ("eval15", "val")), "low", "high")
 
 
 @register_pairing("raindrop")
 def pair_raindrop(files: dict[str, Path]) -> PairingResult:
     """{train,test_a}/{data/N_rain, gt/N_clean} -> N (test_b is not part of the paper's set)."""
-    res, root = PairingResult(), _one(files)
-    for folder, split in (("train", "train"), ("test_a", "val")):
-        d = find_dir_with(root, folder, ("data", "gt"))
-        if d is None:
-            _missing(res, root, f"{folder}/{{data,gt}}")
-            continue
-        match(res, split, images_in(d / "data"), images_in(d / "gt"), strip_suffix("_rain"), strip_suffix("_clean"))
-    return res
+    return pair_split_folders(PairingResult(), _one(files), (("train", "train"), ("test_a", "val")), "data", "gt",
+                              strip_suffix("_rain"), strip_suffix("_clean"))
 
 
 @register_pairing("rain100h")
@@ -210,13 +203,8 @@ def pair_snow100k(files: dict[str, Path]) -> PairingResult:
     res = PairingResult()
     for archive, folder, split in (("Snow100K-training.tar.gz", "all", "train"),
                                    ("Snow100K-testset.tar.gz", "Snow100K-L", "val")):
-        root = files[archive]
-        d = find_dir_with(root, folder, ("synthetic", "gt"))
-        if d is None:
-            _missing(res, root, f"{folder}/{{synthetic,gt}}")
-            continue
-        pick = lambda fs: [f for f in fs if SUBSET in f.name]
-        match(res, split, pick(images_in(d / "synthetic")), pick(images_in(d / "gt")), same, same)
+        pair_split_folders(res, files[archive], ((folder, split),), "synthetic", "gt",
+                           pick=lambda fs: [f for f in fs if SUBSET in f.name])
     return res
 
 

@@ -6,6 +6,7 @@ command also runs as a single process when no torchrun environment is present.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -54,6 +55,10 @@ def barrier() -> None:
 
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
+        # Free unreachable DDP wrappers (reference cycles) while the group still exists, and let
+        # every rank finish its collectives: otherwise gloo can abort the process at exit.
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
 
 

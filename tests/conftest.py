@@ -15,3 +15,14 @@ def mini_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("mini")
     build_mini(root, progress=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread on the shared two-core test machine."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

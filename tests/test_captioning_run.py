@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from builders.manifest import read_manifest, write_manifest
 from builders.tasks import DEGRADATIONS
@@ -23,13 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = ["--max-new-tokens", "12", "--batch-size", "16", "--device", "cpu", "--quiet"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The test machine is small and shared: one intra-op thread is several times faster.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import torch
 from builders.errors import UserError
 from builders.tasks import DEGRADATIONS
 
-torch.set_num_threads(1)  # the CPUs are shared: oversubscribed threads spin
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "daclip" / "fixtures" / "daclip_ViT-B-32_keys.json"

@@ -15,13 +15,7 @@ from daclip.networks import build_network
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: one thread is fastest on the shared two-core test machine.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 NEURAL = {
     "ours": "Ours (IR-SDE + DA-CLIP)", "irsde": "IR-SDE", "nafnet": "NAFNet",
     "nafnet-daclip": "NAFNet + DA-CLIP", "promptir": "PromptIR", "restormer": "Restormer", "airnet": "AirNet",

@@ -25,12 +25,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 BASELINES = ["nafnet", "nafnet-daclip", "promptir", "restormer", "airnet"]
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models; other test files share the two cores
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def meta_model(name: str, preset: str):

@@ -20,13 +20,7 @@ from daclip.weights import WeightsEntry, WeightsUnavailable, parse_weights_overr
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: one thread is fastest on the shared two-core test machine.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_registered():

@@ -18,12 +18,7 @@ from daclip.train_ir import BalancedSampler, PairDataset, augment_pair, main
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_balanced_sampler_balances_and_shards():
