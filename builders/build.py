@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     full_mode = bool(args.all or args.only or args.list or args.status)
     modes = bool(args.preset) + bool(args.images) + full_mode + bool(args.export_hf)
-    if modes != 1 or (args.all and args.only):
+    if args.all and args.only:
+        raise UserError("--all and --only exclude each other: --only TYPE[,TYPE] builds just those types")
+    if modes != 1:
         raise UserError("choose what to build: --preset mini, --images DIR, --all, --only TYPE[,TYPE], "
                         "--list, --status or --export-hf DIR (see --help)")
     if args.export_hf:

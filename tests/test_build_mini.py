@@ -124,6 +124,7 @@ def _cli(*args, cwd=None):
 @pytest.mark.parametrize("args,needle", [
     (["--preset", "mini", "--tasks", "foggy"], "unknown degradation type 'foggy'"),
     ([], "choose what to build"),
+    (["--all", "--only", "noisy"], "--all and --only exclude each other"),
     (["--images", "/nonexistent/dir", "--root", "x"], "not a folder: /nonexistent/dir"),
     (["--preset", "mini", "--crop", "-3"], "--crop must be >= 0"),
 ])
