@@ -35,11 +35,13 @@ def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
                          for c in columns})
 
 
-def _write(path: Path, df: pd.DataFrame, key: list[str]) -> None:
+def _write(path: Path, df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Write ``df`` with one row per key (the last one wins); returns what was written."""
     df = df.drop_duplicates(subset=key, keep="last").sort_values(key, kind="stable").reset_index(drop=True)
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     atomic_write_bytes(path, buf.getvalue())
+    return df
 
 
 def merge_rank_files(run_dir: str | Path) -> None:
@@ -106,17 +108,14 @@ class ResultStore:
 
     def flush(self) -> None:
         if self._new_outputs:
-            self.outputs = _concat(self.outputs, pd.DataFrame(self._new_outputs))
-            _write(self.outputs_path, self.outputs, OUTPUT_KEY)
+            # Keep the de-duplicated table in memory too: a recomputed value replaces the old one.
+            self.outputs = _write(self.outputs_path, _concat(self.outputs, pd.DataFrame(self._new_outputs)), OUTPUT_KEY)
             self._new_outputs = []
         if self._new_values:
-            self.values = _concat(self.values, pd.DataFrame(self._new_values))
-            _write(self.values_path, self.values, VALUE_KEY)
+            self.values = _write(self.values_path, _concat(self.values, pd.DataFrame(self._new_values)), VALUE_KEY)
             self._new_values = []
         if self._new_sets:
-            self.sets = _concat(self.sets, pd.DataFrame(self._new_sets))
-            _write(self.sets_path, self.sets, SET_KEY)
-            self.sets = pd.read_parquet(self.sets_path)
+            self.sets = _write(self.sets_path, _concat(self.sets, pd.DataFrame(self._new_sets)), SET_KEY)
             self._new_sets = []
 
 

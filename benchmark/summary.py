@@ -35,7 +35,8 @@ def _clean(v):
     return float(v)
 
 
-def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None = None) -> dict:
+def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None = None) -> tuple[dict, pd.DataFrame]:
+    """The summary dict (summary.json, the report's input) and the long per-type table."""
     values = select_values(result.store.values, result.items, result.methods)
     sets = select_sets(result.store.sets, result.items, result.methods, cfg.split)
     long = per_task(values, sets)
