@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -153,18 +152,13 @@ def test_killed_run_resumes_without_duplicates(mini_root, tmp_path, monkeypatch)
     assert len(v) == 2 * 10 * 2 and not v.duplicated(["method", "weights_id", "id", "metric"]).any()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def test_torchrun_two_ranks_equal_one_process(mini_root, tmp_path):
+def test_torchrun_two_ranks_equal_one_process(mini_root, tmp_path, free_port):
     args = ["--dataset", str(mini_root), "--methods", "identity,classical", "--tasks", TASKS, "--metrics", "psnr,ssim",
             "--limit", "3", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                        "127.0.0.1", "--master_port", str(_free_port()), "-m", "benchmark.run", *args, "--out",
+                        "127.0.0.1", "--master_port", str(free_port), "-m", "benchmark.run", *args, "--out",
                         str(tmp_path / "two")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert bench_main([*args, "--out", str(tmp_path / "one")]) == 0

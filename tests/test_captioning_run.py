@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -191,18 +190,13 @@ def test_missing_images_are_named(mini_root, tiny_blip, tmp_path, capsys):
     assert len(read_store(root)) == 3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def test_two_process_gloo_run_equals_one_process(captioned, mini_root, tiny_blip, tmp_path):
+def test_two_process_gloo_run_equals_one_process(captioned, mini_root, tiny_blip, tmp_path, free_port):
     root = _copy(mini_root, tmp_path / "mini")
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", GLOO_SOCKET_IFNAME="lo",
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port),
            "-m", "captioning.run", "--root", str(root), "--model", str(tiny_blip), "--workers", "0", *FAST]
     res = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]

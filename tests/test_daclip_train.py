@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -168,13 +167,8 @@ _WORKER = textwrap.dedent('''
 ''')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def test_two_process_gloo_ddp_matches_one_process(tmp_path):
+def test_two_process_gloo_ddp_matches_one_process(tmp_path, free_port):
     worker = tmp_path / "worker.py"
     worker.write_text(_WORKER.format(repo=str(REPO), cfg=TINY))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -190,7 +184,7 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path):
                f"{single}_init.pt")
     for tag, la in (("plain", False), ("la", True)):
         torch.save(ns["run"](info, la), f"{single}_{tag}.pt")
-    port = _free_port()
+    port = free_port
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
          "--master_addr", "127.0.0.1", "--master_port", str(port), str(worker), str(tmp_path / "ddp")],

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -142,17 +141,12 @@ def test_cli_errors(tmp_path, data, capsys):
     assert "--daclip" in capsys.readouterr().err
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def test_torchrun_ddp_two_processes(data, tmp_path):
+def test_torchrun_ddp_two_processes(data, tmp_path, free_port):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), "-m", "daclip.train_ir", "--method", "nafnet", "--preset", "tiny",
+           "--master_port", str(free_port), "-m", "daclip.train_ir", "--method", "nafnet", "--preset", "tiny",
            "--root", str(data), "--out", str(out), *COMMON, "--iters", "2", "--val-every", "0", "--device", "cpu"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
