@@ -1,119 +1,23 @@
-"""Name -> restoration method registry used by the benchmark runner.
+"""The benchmark's view of the method registry: daclip's methods plus the runner-only ones.
 
-A method turns one degraded image (HxWx3 uint8 RGB) into a restored image of the same size.
-Providers register their methods when imported; the list of provider modules is below so
-that heavy dependencies (torch networks, CLIP) load only when a method from them is asked for.
+The registry itself lives in :mod:`daclip.registry` (a library never imports its runner);
+importing this module adds the rows that only make sense in a benchmark table.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
-
 import numpy as np
 
-from builders.errors import UserError
-
-
-class MethodUnavailable(UserError):
-    """A method cannot run here (missing weights, missing optional package, ...)."""
-
-
-class Method:
-    """Base class. Subclasses override :meth:`restore` (and :meth:`prepare` if they load weights)."""
-
-    name: str = ""
-    display_name: str = ""
-    #: Identifies the weights (e.g. sha256 prefix); part of the cache key of restored images.
-    weights_id: str = "none"
-    #: True when the method is told the degradation type (an oracle); shown in the report.
-    uses_task_label: bool = False
-
-    def prepare(self, device: str = "cpu") -> None:
-        """Load weights and move to ``device``; raise MethodUnavailable with the reason."""
-
-    def restore(self, lq: np.ndarray, task: str) -> np.ndarray:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    name: str
-    factory: Callable[..., Method]
-    display_name: str
-    description: str
-    needs_weights: bool = False
-    aliases: tuple[str, ...] = field(default_factory=tuple)
-
-
-_REGISTRY: dict[str, MethodSpec] = {}
-# Modules that register methods when imported, lightest first.
-PROVIDERS: tuple[str, ...] = ("benchmark.classical", "daclip.methods")
-_loaded = False
-
-
-def register_method(name: str, *, display_name: str, description: str, needs_weights: bool = False):
-    def deco(factory: Callable[..., Method]):
-        if name in _REGISTRY:
-            raise KeyError(f"method {name!r} registered twice")
-        _REGISTRY[name] = MethodSpec(name, factory, display_name, description, needs_weights)
-        return factory
-
-    return deco
-
-
-def _load_providers() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for mod in PROVIDERS:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            # A provider that is not written yet (or an optional dependency) must not break
-            # the methods that do exist; anything else is a real bug and propagates.
-            if exc.name is None or not (mod.startswith(exc.name) or exc.name in mod):
-                raise
-
-
-def method_specs() -> Mapping[str, MethodSpec]:
-    _load_providers()
-    return dict(_REGISTRY)
-
-
-def default_methods() -> list[str]:
-    """Methods that run with no downloaded weights (the offline main job)."""
-    return [n for n, s in method_specs().items() if not s.needs_weights]
-
-
-def parse_methods(text: str | None) -> list[str]:
-    specs = method_specs()
-    if text is None or text.strip() in ("", "default"):
-        return default_methods()
-    if text.strip() == "all":
-        return list(specs)
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in names if m not in specs]
-    if unknown:
-        raise UserError(
-            f"unknown method {', '.join(map(repr, unknown))}; known methods: {', '.join(specs)}"
-        )
-    return list(dict.fromkeys(names))
-
-
-def create_method(name: str, **options) -> Method:
-    specs = method_specs()
-    if name not in specs:
-        raise UserError(f"unknown method {name!r}; known methods: {', '.join(specs)}")
-    try:
-        method = specs[name].factory(**options)
-    except TypeError as exc:  # options a weight-free method does not take
-        raise UserError(f"method {name!r} does not accept {', '.join(sorted(options))} ({exc})") from None
-    method.name = name
-    method.display_name = method.display_name or specs[name].display_name
-    return method
+from daclip.registry import (  # noqa: F401  (re-exported for the runner)
+    Method,
+    MethodSpec,
+    MethodUnavailable,
+    create_method,
+    default_methods,
+    method_specs,
+    parse_methods,
+    register_method,
+)
 
 
 @register_method("identity", display_name="Input", description="the degraded input itself (no restoration)")

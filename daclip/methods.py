@@ -1,4 +1,4 @@
-"""The neural restoration methods of the benchmark (registered when this module is imported).
+"""The neural restoration methods (registered in daclip.registry when this module is imported).
 
 ours           IR-SDE + DA-CLIP: ConditionalUNet noise predictor, 100 posterior-sampling steps
 irsde          IR-SDE: plain UNet, reverse-SDE sampling (max_sigma 10)
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.methods import Method, MethodUnavailable, register_method
 from builders.errors import UserError
 
 from .inference import DaclipConditioner, Fit, Tiling, apply_fitted, tiled_apply, to_tensor, to_uint8
+from .registry import Method, MethodUnavailable, register_method
 from .sde import SAMPLERS, IRSDE, SDEConfig, make_generator
 from .weights import WeightsUnavailable, resolve_weights, weights_id
 

@@ -106,7 +106,7 @@ def test_fid_per_type_equals_features_recomputed(full_run, mini_root, wdir):
 
 
 def test_adding_a_method_computes_only_that_method(full_run, mini_root, wdir, monkeypatch):
-    from benchmark import classical
+    from daclip import classical
     from benchmark.methods import Identity
 
     calls = []
@@ -128,7 +128,7 @@ def test_adding_a_method_computes_only_that_method(full_run, mini_root, wdir, mo
 
 
 def test_killed_run_resumes_without_duplicates(mini_root, tmp_path, monkeypatch):
-    from benchmark import classical
+    from daclip import classical
 
     real = classical.Classical.restore
     n = {"calls": 0}

@@ -1,8 +1,8 @@
 """Classical (learning-free) restorers, one per degradation type.
 
-They are *task-aware*: the runner tells them the degradation type (an oracle a blind
-all-in-one model does not get), so the report marks the row. They give a reference point that
-needs no weights and runs in seconds on a CPU.
+They are *task-aware*: they are told the degradation type (an oracle a blind all-in-one
+model does not get), so the report marks the row and ``daclip.restore`` asks for ``--task``.
+They give a reference point that needs no weights and runs in seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from skimage import restoration
 
 from builders.synth.base import to_float, to_uint8
 
-from .methods import Method, register_method
+from .registry import Method, register_method
 
 Restorer = Callable[[np.ndarray], np.ndarray]  # float RGB in [0, 1] -> float RGB
 _RESTORERS: dict[str, Restorer] = {}
