@@ -60,14 +60,14 @@ class _Incomplete(Exception):
 STAMP_VERSION = 2  # stamps written before downloads were opened as archives are re-checked
 
 
-def digests_of(path: Path, chunk: int = 1 << 20) -> dict[str, str]:
-    """sha256 and md5 of a file in one pass."""
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+def digests_of(path: Path, md5: bool = False, chunk: int = 1 << 20) -> dict[str, str]:
+    """sha256 (and md5 when asked) of a file, in one pass."""
+    hashes = {"sha256": hashlib.sha256(), **({"md5": hashlib.md5(usedforsecurity=False)} if md5 else {})}
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):
-            sha.update(block)
-            md5.update(block)
-    return {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
+            for h in hashes.values():
+                h.update(block)
+    return {k: h.hexdigest() for k, h in hashes.items()}
 
 
 def looks_like_html(path: Path) -> bool:
@@ -84,7 +84,7 @@ def verify(path: Path, f: NeededFile) -> str:
     size = path.stat().st_size
     if f.size is not None and size != f.size:
         raise VerificationError(f"{f.name}: size {size} bytes, expected {f.size}")
-    got = digests_of(path)
+    got = digests_of(path, md5="md5" in f.digests)
     for algo, want in f.digests.items():
         if got[algo] != want:
             raise VerificationError(f"{f.name}: {algo} mismatch: got {got[algo]}, expected {want}")

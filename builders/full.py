@@ -582,9 +582,10 @@ def list_text(recipes: list[Recipe]) -> str:
                 if f.expect:
                     out.append(f"           holds: {f.expect}")
             for c in f.candidates:
+                where = c.where.replace(Path(f.name).name, "<name>") if f.group else c.where
                 dead = "  [reported dead: tried last]" if c.dead else ""
                 manual = "  [download by hand]" if c.kind == "gdrive-folder" else ""
-                out.append(f"           {c.kind}: {c.where}" + (f"  ({c.note})" if c.note else "") + dead + manual)
+                out.append(f"           {c.kind}: {where}" + (f"  ({c.note})" if c.note else "") + dead + manual)
         for n in r.notes:
             out.append(f"  note:    {n}")
     return "\n".join(out)
