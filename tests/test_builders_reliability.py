@@ -1,6 +1,6 @@
 """Hostile and careless use of the dataset builders (issue 12 and the builder rough edges of 14):
 nothing deleted, nothing lost, nothing silently wrong, and one ``error:`` line instead of a
-traceback. Each test is a probe that broke before the fix (see the report in the commit log)."""
+traceback. Each test is one of the issues' probes; all but the 1x1/8x8 one failed at c97e5ab."""
 
 from __future__ import annotations
 
@@ -172,17 +172,22 @@ def test_two_builds_at_once_lose_no_rows(tmp_path):
         assert sha256_file(root / r["lq_path"]) == r["sha256"]
 
 
-def test_captioning_refuses_while_a_build_writes_the_root(held_root, small_ds, capsys):
+def test_captioning_refuses_while_a_build_writes_the_root(held_root, small_ds, tmp_path, capsys):
+    """With a working (tiny) captioner: before, it captioned and rewrote the manifest under the
+    running build, which then overwrote the caption column or lost its own new rows."""
     import shutil
 
     from captioning.run import main as caption_main
+    from captioning.tiny import build_tiny_blip
 
     root, pid = held_root
     for p in small_ds.iterdir():
         if p.name != ".daclip.lock":
             (shutil.copytree if p.is_dir() else shutil.copy)(p, root / p.name)
+    model = build_tiny_blip(tmp_path / "tiny-blip")
     capsys.readouterr()
-    assert caption_main(["--root", str(root), "--model", str(root / "nomodel"), "--quiet"]) == 2
+    assert caption_main(["--root", str(root), "--model", str(model), "--workers", "0", "--max-new-tokens", "4",
+                         "--quiet"]) == 2
     assert _error_line(capsys.readouterr().err).startswith(f"error: dataset root {root} is in use by pid {pid} on ")
     assert not (root / "daclip_train.csv").exists()
 
