@@ -37,7 +37,7 @@ from builders.tasks import parse_tasks
 from . import dist as dist_utils
 from .checkpoint import save_torch_atomic
 from .inference import DaclipConditioner, apply_fitted
-from .methods import SPECS, NetSpec
+from .methods import SPECS, NetSpec, daclip_contexts
 from .sde import IRSDE, make_generator
 
 TINY_DACLIP_CFG = Path(__file__).with_name("configs") / "tiny.yaml"
@@ -204,10 +204,7 @@ class Adapter:
         self.conditioner = conditioner
 
     def contexts(self, lq: torch.Tensor) -> dict:
-        if self.conditioner is None:
-            return {}
-        content, degra = self.conditioner(lq)
-        return {"text_context": degra, "image_context": content}
+        return daclip_contexts(self.spec, self.conditioner, lq)
 
     def loss(self, net, batch, gen: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
@@ -528,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps")
     p.add_argument("--workers", type=int, default=2, help="data loader workers per rank")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--daclip", default="", help="DA-CLIP weights for ours/nafnet-daclip, or 'tiny' for a random tiny one")
+    p.add_argument("--daclip", default="", help="DA-CLIP weights for ours, nafnet-daclip and nafnet-degradation, or 'tiny' for a random tiny one")
     p.add_argument("--daclip-model", default="ViT-B-32", help="open_clip model name of the DA-CLIP weights")
     p.add_argument("--device", default="", help="cpu, cuda, cuda:1 (default: this rank's GPU, else CPU)")
     p.add_argument("--threads", type=int, default=0,

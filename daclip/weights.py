@@ -51,7 +51,7 @@ WEIGHTS: dict[str, WeightsEntry] = {
     e.name: e
     for e in (
         WeightsEntry("daclip", "daclip_ViT-B-32.pt", hf_repo=DACLIP_HF_REPO,
-                     note="DA-CLIP ViT-B-32 (open_clip checkpoint), conditions 'ours' and 'nafnet-daclip'"),
+                     note="DA-CLIP ViT-B-32 (open_clip checkpoint), conditions 'ours', 'nafnet-daclip' and 'nafnet-degradation'"),
         WeightsEntry("ours", "universal-ir.pth", hf_repo=DACLIP_HF_REPO,
                      note="the universal-ir ConditionalUNet (plain state_dict), ten-task model"),
         WeightsEntry("promptir", "model.ckpt",
@@ -61,6 +61,7 @@ WEIGHTS: dict[str, WeightsEntry] = {
         WeightsEntry("irsde", "irsde.pth", note=_UNPUBLISHED.format(m="irsde")),
         WeightsEntry("nafnet", "nafnet.pth", note=_UNPUBLISHED.format(m="nafnet")),
         WeightsEntry("nafnet-daclip", "nafnet-daclip.pth", note=_UNPUBLISHED.format(m="nafnet-daclip")),
+        WeightsEntry("nafnet-degradation", "nafnet-degradation.pth", note=_UNPUBLISHED.format(m="nafnet-degradation")),
         WeightsEntry("restormer", "restormer.pth", note=_UNPUBLISHED.format(m="restormer")),
         WeightsEntry("airnet", "airnet.pth", note=_UNPUBLISHED.format(m="airnet")),
     )

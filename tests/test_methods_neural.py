@@ -18,7 +18,7 @@ from daclip.networks import build_network
 pytestmark = pytest.mark.usefixtures("one_thread")
 NEURAL = {
     "ours": "Ours (IR-SDE + DA-CLIP)", "irsde": "IR-SDE", "nafnet": "NAFNet",
-    "nafnet-daclip": "NAFNet + DA-CLIP", "promptir": "PromptIR", "restormer": "Restormer", "airnet": "AirNet",
+    "nafnet-daclip": "NAFNet + DA-CLIP", "nafnet-degradation": "NAFNet + Degradation", "promptir": "PromptIR", "restormer": "Restormer", "airnet": "AirNet",
 }
 TINY_DACLIP = yaml.safe_load((Path(__file__).parents[1] / "daclip" / "configs" / "tiny.yaml").read_text())
 
