@@ -63,7 +63,7 @@ class MethodOptions:
     device: str = ""
     preset: str = ""
     daclip_weights: str = ""
-    daclip_model: str = "ViT-B-32"
+    daclip_model: str = ""  # open_clip name, toolkit config (tiny) or file; default: recorded, else ViT-B-32
     tile: int = 768
     overlap: int = 64
     max_pixels: int = 1280 * 1280
@@ -183,14 +183,18 @@ class NetworkMethod(Method):
         wid = weights_id(path)
         if self.spec.uses_daclip:
             from .checkpoint import load_daclip
+            from .model import daclip_architecture
 
             side = read_sidecar(path)
             # A network trained by daclip.train_ir names the DA-CLIP it was trained with.
             dc = self.daclip_path or (side.get("daclip_weights") if Path(side.get("daclip_weights") or "").is_file()
                                       else None)
             dpath = self._resolve("daclip", dc)
-            model = load_daclip(str(dpath), model_name=self.opts.daclip_model, device=str(self.device),
-                                model_cfg=side.get("daclip_cfg"))
+            model_name, model_cfg = "custom", side.get("daclip_cfg")
+            if model_cfg is None or self.opts.daclip_model:
+                # The daclip_model option, else what train_clip recorded beside the file, else ViT-B-32.
+                model_name, model_cfg = daclip_architecture(dpath, self.opts.daclip_model)
+            model = load_daclip(str(dpath), model_name=model_name, device=str(self.device), model_cfg=model_cfg)
             self.conditioner = DaclipConditioner(model)
             wid = _digest(wid, weights_id(dpath))
         # Options that change the output (steps, sampler, seed, amp, tiling, config) are part

@@ -362,3 +362,54 @@ def load_model_cfg(spec: str | None) -> dict | None:
     if not isinstance(cfg, dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= set(cfg):
         raise UserError(f"model config {path} needs embed_dim, vision_cfg and text_cfg")
     return cfg
+
+
+TRAIN_CONFIG_NAME = "config.json"  # written by daclip.train_clip beside its checkpoints
+
+
+def _is_open_clip_name(name: str) -> bool:
+    import open_clip
+
+    return name in open_clip.list_models()
+
+
+def daclip_architecture(checkpoint: str | os.PathLike | None = None, model: str = "") -> tuple[str, dict | None]:
+    """(open_clip model name, custom config or None) of a DA-CLIP checkpoint.
+
+    ``model`` is an open_clip name (ViT-B-32, ViT-L-14), the name of one of the toolkit's
+    configs (daclip/configs/*.yaml, e.g. ``tiny``) or a YAML/JSON config file. Left empty, it
+    is what ``daclip.train_clip`` recorded in config.json beside the checkpoint (a DA-CLIP
+    trained with ``--model-cfg``), else ViT-B-32 (the released weights).
+    """
+    from pathlib import Path
+
+    if model:
+        if _is_open_clip_name(model):
+            return model, None
+        configs = sorted(p.stem for p in (Path(__file__).parent / "configs").glob("*.yaml"))
+        if Path(model).is_file() or model in configs:
+            return "custom", load_model_cfg(model)
+        raise UserError(f"unknown DA-CLIP model {model!r}: neither an open_clip model (e.g. ViT-B-32, ViT-L-14), "
+                        f"a toolkit config ({', '.join(configs)}) nor a YAML/JSON config file")
+    if checkpoint is not None:
+        import json
+
+        side = Path(checkpoint).parent / TRAIN_CONFIG_NAME
+        if side.is_file():
+            try:
+                recorded = json.loads(side.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise UserError(f"cannot read {side} (the training config beside {checkpoint}): {exc}") from None
+            if isinstance(recorded, dict):
+                cfg = recorded.get("open_clip_cfg")
+                if isinstance(cfg, dict):
+                    return "custom", cfg
+                spec = recorded.get("model_cfg")
+                if isinstance(spec, str) and spec:
+                    # A relative file name is taken relative to the run folder when it is there.
+                    local = side.parent / spec
+                    return "custom", load_model_cfg(str(local) if local.is_file() else spec)
+                name = recorded.get("model")
+                if isinstance(name, str) and name:
+                    return name, None
+    return "ViT-B-32", None
