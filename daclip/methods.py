@@ -180,6 +180,7 @@ class NetworkMethod(Method):
         entry = self.name or self.spec.network
         path = self._resolve(entry, self.weights_path)
         self.net = load_network(self.spec.network, path, **self._network_config(path)).to(self.device).eval()
+        self.num_params = sum(p.numel() for p in self.net.parameters())
         wid = weights_id(path)
         if self.spec.uses_daclip:
             from .checkpoint import load_daclip
@@ -196,6 +197,7 @@ class NetworkMethod(Method):
                 model_name, model_cfg = daclip_architecture(dpath, self.opts.daclip_model)
             model = load_daclip(str(dpath), model_name=model_name, device=str(self.device), model_cfg=model_cfg)
             self.conditioner = DaclipConditioner(model)
+            self.daclip_params = sum(p.numel() for p in model.parameters())
             wid = _digest(wid, weights_id(dpath))
         # Options that change the output (steps, sampler, seed, amp, tiling, config) are part
         # of the cache key, so a re-run with other options never reuses stale outputs.
