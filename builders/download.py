@@ -38,6 +38,8 @@ class DownloadConfig:
     chunk: int = 1 << 16  # small enough that a dropped connection loses little
     progress: bool = True
     drive_url: str = DRIVE_URL  # a test points this at a loopback server
+    #: How to supply a file by hand when every source fails (the caller's own option).
+    manual_hint: str = "Download it by hand and pass its folder with --from-dir"
 
 
 class DownloadError(Exception):
@@ -326,4 +328,4 @@ def fetch(f: NeededFile, cfg: DownloadConfig) -> Fetched:
         _stamp(dest, f, digest)
         return Fetched(dest, digest, dest.stat().st_size, here)
     raise UserError(f"could not obtain {f.name}: " + "; ".join(errors)
-                    + ". Download it by hand and pass its folder with --from-dir")
+                    + (f". {cfg.manual_hint}" if cfg.manual_hint else ""))

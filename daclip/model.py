@@ -259,12 +259,54 @@ def build_clip(model_name: str = "ViT-B-32", pretrained: str | None = None,
         return clip
     if model_name not in open_clip.list_models():
         raise UserError(f"unknown open_clip model {model_name!r}; e.g. ViT-B-32, ViT-L-14")
+    if pretrained and not _looks_like_path(pretrained):
+        pretrained = _pretrained_file_or_tag(model_name, pretrained)
     try:
         return open_clip.create_model(model_name, pretrained=pretrained or None, device="cpu")
     except RuntimeError as exc:
         raise UserError(
             f"cannot load pretrained CLIP {model_name}/{pretrained}: {exc}. Offline? Pass the "
             f"weights file path instead of the tag.") from None
+
+
+def _cached_pretrained(model_name: str, tag: str) -> str | None:
+    """The local file of open_clip's pretrained ``tag`` when a download left it in a cache."""
+    from open_clip import pretrained as oc
+
+    cfg = oc.get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        return None
+    if cfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        # 'org/name/' (open_clip's default file names) or 'org/name/file', as open_clip splits it.
+        repo, filename = os.path.split(cfg["hf_hub"])
+        names = [filename] if filename else [oc.HF_SAFE_WEIGHTS_NAME, oc.HF_WEIGHTS_NAME]
+        for name in names:
+            hit = try_to_load_from_cache(repo, name)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return hit
+    if cfg.get("url"):
+        local = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(cfg["url"]))
+        if os.path.isfile(local):
+            return local
+    return None
+
+
+def _pretrained_file_or_tag(model_name: str, tag: str) -> str:
+    """A cached file for the tag, the tag itself when the hub can be reached, else one UserError
+    at once (open_clip's hub client would retry for a minute and repeat the same failure)."""
+    from .hub import hub_unreachable
+
+    cached = _cached_pretrained(model_name, tag)
+    if cached:
+        return cached
+    reason = hub_unreachable()
+    if reason:
+        raise UserError(f"pretrained CLIP {model_name}/{tag} is not in the local cache and the Hugging Face hub "
+                        f"cannot be reached ({reason}); download it on a machine with internet and pass the file "
+                        "with --pretrained PATH, or use --pretrained none")
+    return tag
 
 
 def create_daclip(model_name: str = "ViT-B-32", pretrained: str | None = None, *,

@@ -137,7 +137,10 @@ def resolve_weights(
     if path.is_file():
         _verify(path, entry)
         return path
-    how = f"download {entry.filename} from {entry.source} and pass --weights {name}=PATH, or put it at {path}"
+    # DA-CLIP is not a method: it is passed as the conditioned method's daclip_weights option.
+    give = ("pass it with --option METHOD:daclip_weights=PATH (benchmark.run) or --daclip PATH (daclip.restore)"
+            if name == "daclip" else f"pass --weights {name}=PATH")
+    how = f"download {entry.filename} from {entry.source} and {give}, or put it at {path}"
     if not entry.hf_repo and not entry.url:
         raise WeightsUnavailable(f"no weights for {name!r}: {entry.note}")
     if not download or offline():
@@ -149,7 +152,9 @@ def resolve_weights(
     # One downloader for datasets and weights: resume, retries, sha256 check, progress bar.
     source = Candidate("hf-model", f"{entry.hf_repo}:{entry.filename}") if entry.hf_repo else Candidate("url", entry.url)
     try:
-        fetch(NeededFile(entry.filename, (source,), sha256=entry.sha256), DownloadConfig(cache_dir=path.parent))
+        # No hint from the downloader: ``how`` below says how to supply the file by hand.
+        fetch(NeededFile(entry.filename, (source,), sha256=entry.sha256),
+              DownloadConfig(cache_dir=path.parent, manual_hint=""))
     except UserError as exc:
         raise WeightsUnavailable(f"cannot download weights for {name!r} ({exc}); {how}") from None
     return path
