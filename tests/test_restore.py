@@ -235,3 +235,13 @@ def test_a_foreign_file_is_not_overwritten(tmp_path, capsys):
     assert main([str(tmp_path / "in"), "--method", "classical", "--task", "noisy", "--out", str(out), "--quiet",
                  "--force"]) == 0
     assert read_image(out / "p.png").shape == (12, 12, 3)
+
+
+def test_the_library_imports_no_runner():
+    """daclip (registry, restore, demo) never imports benchmark, captioning or reports."""
+    code = ("import sys, daclip.registry as r; r.method_specs(); import daclip.restore, daclip.app, daclip.train_ir; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('benchmark', 'captioning', 'reports')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
