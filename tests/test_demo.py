@@ -14,15 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import yaml
 from PIL import Image
 
 import daclip
 from builders.io import save_image
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = yaml.safe_load((REPO / "daclip" / "configs" / "tiny.yaml").read_text())
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
@@ -32,17 +29,6 @@ def photo(h=48, w=64, seed=0):
     y, x = np.mgrid[0:h, 0:w]
     base = np.stack([128 + 80 * np.sin(x / 7), 128 + 80 * np.cos(y / 5), (x + y) % 256], axis=2)
     return np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def tiny_daclip(tmp_path_factory):
-    from daclip.checkpoint import save_daclip
-    from daclip.model import create_daclip
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("daclip") / "daclip_tiny.pt"
-    save_daclip(create_daclip(model_cfg=TINY), path)
-    return path
 
 
 def test_demo_restore_equals_the_api(tmp_path, tiny_daclip):

@@ -37,17 +37,6 @@ def save_net(path: Path, name: str, config: dict, seed: int = 0, **side) -> torc
     return net.eval()
 
 
-@pytest.fixture(scope="module")
-def tiny_daclip(tmp_path_factory):
-    from daclip.checkpoint import save_daclip
-    from daclip.model import create_daclip
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("daclip") / "daclip_tiny.pt"
-    save_daclip(create_daclip(model_cfg=TINY_DACLIP), path)
-    return path
-
-
 def image(h=37, w=29, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 

@@ -62,17 +62,6 @@ def save_net(path: Path, name: str, config: dict, seed: int = 0, **side):
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_daclip(tmp_path_factory):
-    from daclip.checkpoint import save_daclip
-    from daclip.model import create_daclip
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("daclip") / "daclip_tiny.pt"
-    save_daclip(create_daclip(model_cfg=TINY), path)
-    return path
-
-
 def test_folder_with_a_weight_free_method(folder, tmp_path, capsys):
     d, sizes = folder
     out = tmp_path / "out"
