@@ -6,10 +6,12 @@
     python -m daclip.restore photos/ --method classical --daclip daclip_ViT-B-32.pt   # blind: DA-CLIP picks the type
 
 Inputs are image files, folders (their images, sorted; ``--recursive`` for subfolders) or
-glob patterns. Each output is a PNG named after its input (``x.jpg`` -> ``x.png``); when two
-inputs would get the same name (``x.png`` and ``x.jpg``), the later one keeps its extension
-in the name (``x_jpg.png``) and the command says so. Outputs that exist from an earlier run
-with the same method, weights, options and input are skipped (``--force`` redoes them).
+glob patterns. Each output is a PNG in ``--out`` (default ``restored/<method>``) named after
+its input (``x.jpg`` -> ``x.png``, same size); inputs that would share a name (``x.png`` and
+``x.jpg``) all keep their extension in it (``x_png.png``, ``x_jpg.png``) and the command says
+so. Outputs that exist from an earlier run with the same method, weights, options and input
+are skipped (``--force`` redoes them); a file the command did not write is never overwritten
+without ``--force``.
 Large images are tiled by the neural methods (``--option tile=768 --option overlap=64
 --option max_pixels=...``).
 
@@ -405,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recursive", "-r", action="store_true", help="also take images in subfolders of a folder")
     p.add_argument("--force", action="store_true", help="restore again even when the output exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--list-methods", action="store_true", help="list the methods and exit")
     return p
 
 
