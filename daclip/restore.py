@@ -418,6 +418,17 @@ def _list_methods() -> str:
                      f"{s.description}" for n, s in method_specs().items())
 
 
+def _check_readable(path: Path) -> None:
+    """Open the file's header (cheap): a file that is not an image is named at once."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - the header is parsed on open
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UserError(f"cannot read image {path}: {exc}") from None
+
+
 def _sha256(path: Path) -> str:
     from builders.io import sha256_file
 
@@ -443,13 +454,17 @@ def main(argv: list[str] | None = None) -> int:
     if clash:
         raise UserError(f"--out {out}: restoring {clash[0].source} would overwrite it; choose another --out")
 
+    for job in jobs:  # an unreadable input fails now, before any weights load or file is written
+        _check_readable(job.source)
+
     from builders.io import save_image, sha256_bytes
     from builders.lock import FolderLock
 
+    # Method, options and weights are checked (and loaded) before the output folder is made.
+    restorer = Restorer(args.method, weights=args.weights, options=_parse_options(args.option), task=args.task,
+                        daclip=args.daclip, daclip_model=args.daclip_model, device=args.device)
     with FolderLock(out, "output folder"):
         record = read_record(out)
-        restorer = Restorer(args.method, weights=args.weights, options=_parse_options(args.option), task=args.task,
-                            daclip=args.daclip, daclip_model=args.daclip_model, device=args.device)
         todo: list[tuple[Job, str]] = []
         skipped = 0
         for job in jobs:
@@ -494,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
                     if done % FLUSH_EVERY == 0:
                         write_record(out, record)
         finally:
-            if done or not (out / RECORD_JSON).exists():
+            if done:
                 write_record(out, record)
     print(f"restored {done} image(s) into {out}" + (f"; types in {out / RECORD_CSV}" if restorer.classifier else ""))
     return 0

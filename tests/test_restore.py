@@ -27,6 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def no_downloads(tmp_path, monkeypatch):
     monkeypatch.setenv("DACLIP_WEIGHTS_DIR", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("DACLIP_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)  # the default --out (restored/<method>) lands here, never in the checkout
 
 
 def photo(h, w, seed):
@@ -200,6 +201,7 @@ def test_bad_inputs_give_one_error_line(tmp_path, args, message, capsys):
     assert main([*[a.format(d=d) for a in args], "--quiet"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not (d / "restored").exists()  # nothing written for a command that fails its checks
 
 
 def test_a_foreign_file_is_not_overwritten(tmp_path, capsys):
