@@ -1,11 +1,16 @@
-"""Markdown and LaTeX tables from a run summary (best in bold, second underlined).
+"""Markdown, LaTeX and CSV tables from a run summary (best in bold, second underlined).
 
 ``overview``: the paper's Table 3 layout (rows = methods, columns = the average of each
 metric over the types); ``per_task``: one table per metric, columns = types + average.
+``tables.csv`` holds every value of both in long form (one row per method, metric and type
+or "average", with the images behind it), plus each method's parameter count and seconds
+per megapixel, for spreadsheets and plotting scripts.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from pathlib import Path
 
@@ -76,8 +81,35 @@ def to_latex(summary: dict, overview: bool = True) -> str:
     return "\n".join(out)
 
 
+CSV_COLUMNS = ("method", "display", "metric", "type", "value", "n", "higher_is_better", "uses_task_label",
+               "num_params", "daclip_params", "seconds_per_megapixel")
+
+
+def to_csv(summary: dict) -> str:
+    """Every table value in long form; the average row's n is the number of types."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    counts = summary.get("counts", {})
+    for metric in summary["metrics"]:
+        table = summary["tables"].get(metric["name"], {})
+        for m in summary["methods"]:
+            row = table.get(m["name"], {})
+            for key in [*summary["tasks"], "average"]:
+                v = row.get(key)
+                n = len(summary["tasks"]) if key == "average" else counts.get(key, "")
+                w.writerow([m["name"], m["display"], metric["name"], key, "" if v is None else repr(float(v)), n,
+                            int(bool(metric["higher_is_better"])), int(bool(m.get("uses_task_label"))),
+                            m.get("num_params") or "", m.get("daclip_params") or "",
+                            "" if m.get("seconds_per_megapixel") is None else f"{m['seconds_per_megapixel']:.6g}"])
+    return buf.getvalue()
+
+
 def write_exports(run_dir: Path, summary: dict) -> list[Path]:
     paths = []
+    csv_path = Path(run_dir) / "tables.csv"
+    atomic_write_text(csv_path, to_csv(summary))
+    paths.append(csv_path)
     for name, fn in (("tables.md", to_markdown), ("tables.tex", to_latex)):
         text = fn(summary, overview=True) + "\n" + fn(summary, overview=False)
         path = Path(run_dir) / name

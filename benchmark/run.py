@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: $DACLIP_WEIGHTS or ~/.cache/daclip-toolkit/weights)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (under torchrun: each rank's GPU)")
     p.add_argument("--limit", type=int, help="at most this many images per type (quick looks)")
+    p.add_argument("--degradation-eval", type=Path, metavar="FILE",
+                   help="DA-CLIP classification results for the report: the degradation_eval.json of "
+                   "`python -m daclip.evaluate --out DIR` (or DIR itself); default: one in --out or the dataset root")
     p.add_argument("--list-methods", action="store_true", help="list the methods and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -115,7 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     options = _options(args.option, methods)
     tasks = parse_tasks(args.tasks) if args.tasks else None
     metrics = parse_metrics(args.metrics)
+    from .summary import find_degradation_eval, load_degradation_eval
+
+    # Read before the run: a malformed file fails in a second, not after the benchmark.
+    degradation_eval = load_degradation_eval(args.degradation_eval) if args.degradation_eval else None
     dataset = resolve_dataset(args.dataset, args.quiet)
+    if degradation_eval is None:
+        degradation_eval = find_degradation_eval(args.out, dataset)
     if args.weights_dir:
         # Methods look for released weights in the same folder (daclip.weights reads this).
         os.environ["DACLIP_WEIGHTS_DIR"] = str(args.weights_dir)
@@ -132,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run_benchmark(cfg)
     if result is None:  # a torchrun rank other than 0: rank 0 writes the results
         return 0
-    summary, long = build_summary(cfg, result, ["python", "-m", "benchmark.run", *(argv if argv is not None else sys.argv[1:])])
+    summary, long = build_summary(cfg, result, ["python", "-m", "benchmark.run", *(argv if argv is not None else sys.argv[1:])],
+                                  degradation_eval=degradation_eval)
     write_summary(args.out, summary, long)
     page = render_report(args.out, summary)
     _print_tables(summary)

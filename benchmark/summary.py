@@ -9,10 +9,13 @@ import platform
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
 
 import pandas as pd
 
+from builders.errors import UserError
 from builders.io import atomic_write_bytes, atomic_write_text
+from builders.tasks import DEGRADATIONS
 
 from .metrics import get_metric
 from .results import metric_table, per_task, select_sets, select_values
@@ -35,8 +38,13 @@ def _clean(v):
     return float(v)
 
 
-def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None = None) -> tuple[dict, pd.DataFrame]:
-    """The summary dict (summary.json, the report's input) and the long per-type table."""
+def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None = None, *,
+                  degradation_eval: dict | None = None) -> tuple[dict, pd.DataFrame]:
+    """The summary dict (summary.json, the report's input) and the long per-type table.
+
+    ``degradation_eval``: daclip.evaluate's results (``--degradation-eval``); by default the
+    degradation_eval.json in the run folder or the dataset root, when there is one.
+    """
     values = select_values(result.store.values, result.items, result.methods)
     sets = select_sets(result.store.sets, result.items, result.methods, cfg.split)
     long = per_task(values, sets)
@@ -62,43 +70,93 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
         "title": "All-in-one image restoration benchmark",
         "dataset": str(cfg.dataset),
         "split": cfg.split,
+        "device": cfg.device,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join(command if command is not None else sys.argv),
         "versions": _versions(),
         "tasks": list(cfg.tasks),
         "counts": {t: int(counts.get(t, 0)) for t in cfg.tasks},
         "methods": [{"name": m.name, "display": m.display_name, "weights_id": m.weights_id,
-                     "uses_task_label": m.uses_task_label, "seed": getattr(m, "seed", None)} for m in result.methods],
+                     "uses_task_label": m.uses_task_label, "seed": getattr(m, "seed", None),
+                     "num_params": getattr(m, "num_params", None), "daclip_params": getattr(m, "daclip_params", None),
+                     "seconds_per_megapixel": _seconds_per_megapixel(outputs, result.items, m)}
+                    for m in result.methods],
         "metrics": [{"name": n, "display": get_metric(n).display, "higher_is_better": get_metric(n).higher_is_better,
                      "fmt": get_metric(n).fmt, "description": get_metric(n).description, "kind": get_metric(n).kind}
                     for n in result.metrics],
         "unavailable": result.unavailable,
         "tables": tables,
         "images": _per_image_rows(values, result),
-        "degradation_eval": _degradation_eval(cfg),
+        "degradation_eval": degradation_eval if degradation_eval is not None else _degradation_eval(cfg),
         "examples": examples,
     }, long
 
 
+def _seconds_per_megapixel(outputs: pd.DataFrame, items: pd.DataFrame, method) -> float | None:
+    """Restoration time per megapixel of this run's images (outputs.parquet ``seconds`` over the
+    manifest's width x height); outputs restored by an earlier run keep the time they took then."""
+    if outputs.empty or "seconds" not in outputs.columns:
+        return None
+    mine = outputs[(outputs["method"] == method.name) & (outputs["weights_id"] == method.weights_id)]
+    merged = mine.merge(items[["id", "sha256", "width", "height"]], left_on=["id", "lq_sha256"],
+                        right_on=["id", "sha256"])
+    merged = merged[merged["seconds"].notna()]
+    pixels = float((merged["width"].astype(float) * merged["height"].astype(float)).sum())
+    if merged.empty or pixels <= 0:
+        return None
+    return float(merged["seconds"].sum()) / (pixels / 1e6)
+
+
 def _per_image_rows(values: pd.DataFrame, result: RunResult) -> list[dict]:
-    """One row per (image, method) with every per-image metric, for the report's drill-down."""
+    """One row per (image, method) with every per-image metric and the restored image's path
+    (relative to the run folder), for the report's drill-down; types in the canonical order,
+    then image name, then methods in run order."""
     if values.empty:
         return []
     wide = values.pivot_table(index=["type", "name", "method"], columns="metric", values="value", aggfunc="first")
     display = {m.name: m.display_name for m in result.methods}
-    return [{"type": t, "name": n, "method": display.get(m, m), "values": {k: _clean(v) for k, v in row.items()}}
-            for (t, n, m), row in wide.iterrows()]
+    wid = {m.name: m.weights_id for m in result.methods}
+    order = {m.name: i for i, m in enumerate(result.methods)}
+    ids = {(r["type"], r["name"]): (r["id"], r["sha256"]) for r in result.items.to_dict("records")}
+    outputs = {}
+    for r in result.store.outputs.to_dict("records"):
+        outputs[(r["method"], r["weights_id"], r["id"], r["lq_sha256"])] = r["output_path"]
+    rows = []
+    for (t, n, m), row in wide.iterrows():
+        item = ids.get((t, n))
+        out = outputs.get((m, wid.get(m), *item)) if item else None
+        rows.append({"type": t, "name": n, "method": display.get(m, m), "method_name": m, "output": out,
+                     "values": {k: _clean(v) for k, v in row.items()}})
+    rank = {t: i for i, t in enumerate(DEGRADATIONS)}
+    rows.sort(key=lambda r: (rank.get(r["type"], len(rank)), r["name"], order.get(r["method_name"], len(order))))
+    return rows
+
+
+def load_degradation_eval(path: Path) -> dict:
+    """daclip.evaluate's degradation_eval.json (a file, or the folder ``--out`` wrote it in),
+    checked: a malformed file is a UserError naming what is wrong."""
+    from daclip.evaluate import RESULT_NAME, read_results
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULT_NAME
+    if not path.is_file():
+        raise UserError(f"--degradation-eval: no such file: {path} (python -m daclip.evaluate --out DIR writes "
+                        f"DIR/{RESULT_NAME})")
+    return read_results(path)
+
+
+def find_degradation_eval(out: Path, dataset: Path) -> dict | None:
+    """DA-CLIP's degradation classification results (python -m daclip.evaluate) in the run folder
+    or the dataset root, when there are some."""
+    for path in (Path(out) / "degradation_eval.json", Path(dataset) / "degradation_eval.json"):
+        if path.is_file():
+            return load_degradation_eval(path)
+    return None
 
 
 def _degradation_eval(cfg: RunConfig) -> dict | None:
-    """DA-CLIP's degradation classification results (python -m daclip.evaluate), when present."""
-    for path in (cfg.out / "degradation_eval.json", cfg.dataset / "degradation_eval.json"):
-        if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except json.JSONDecodeError:
-                return None
-    return None
+    return find_degradation_eval(cfg.out, cfg.dataset)
 
 
 def write_summary(out_dir, summary: dict, long: pd.DataFrame) -> None:

@@ -96,7 +96,9 @@ def fetch(keys: list[str], wdir: Path, *, mirror: str | None = None, progress: b
     for key in keys:
         w = WEIGHTS[key]
         dest = w.path(wdir)
-        cfg = DownloadConfig(cache_dir=dest.parent, mirror=mirror, progress=progress)
+        cfg = DownloadConfig(cache_dir=dest.parent, mirror=mirror, progress=progress,
+                             manual_hint=f"Download {w.url} by hand and put it at {dest}, or fetch through "
+                                         "--mirror URL")
         got = fetch_file(NeededFile(w.filename, (Candidate("url", w.url),), sha256=w.sha256), cfg)
         out.append(got.path)
     return out

@@ -40,6 +40,9 @@ class DownloadConfig:
     progress: bool = True
     drive_url: str = DRIVE_URL  # a test points this at a loopback server
     force: bool = False  # re-validate cached downloads instead of trusting their stamps
+    #: How to supply a file by hand when every source fails, in the caller's own options
+    #: (None: the dataset builder's --from-dir instruction; "": no hint).
+    manual_hint: str | None = None
 
 
 class DownloadError(Exception):
@@ -487,7 +490,9 @@ def fetch(f: NeededFile, cfg: DownloadConfig) -> Fetched:
         origin.unlink(missing_ok=True)
         _stamp(dest, f, digest)
         return Fetched(dest, digest, dest.stat().st_size, here, cached=True)
-    hand = f"{f.name}/ (a folder) or {f.archive_name}" if f.folder else f.name
-    raise UserError(f"could not obtain {f.name}: " + "; ".join(errors)
-                    + f". Download it by hand and put it in a folder as {hand}"
-                    + (f" ({f.expect})" if f.expect else "") + ", then pass that folder with --from-dir")
+    hint = cfg.manual_hint
+    if hint is None:
+        hand = f"{f.name}/ (a folder) or {f.archive_name}" if f.folder else f.name
+        hint = (f"Download it by hand and put it in a folder as {hand}" + (f" ({f.expect})" if f.expect else "")
+                + ", then pass that folder with --from-dir")
+    raise UserError(f"could not obtain {f.name}: " + "; ".join(errors) + (f". {hint}" if hint else ""))

@@ -59,6 +59,10 @@ def _how_to_get(model: str) -> str:
     )
 
 
+class HubUnreachable(OSError):
+    """The files are not cached and the hub cannot be reached (the message says why)."""
+
+
 def _from_pretrained(cls, ref: str, **kw):
     # Cache first: no network round trip (and no retry delay offline) when the files are here.
     try:
@@ -66,6 +70,12 @@ def _from_pretrained(cls, ref: str, **kw):
     except OSError:
         if _offline():
             raise
+    from daclip.hub import hub_unreachable
+
+    # Ask once, in a second or two, instead of letting the hub client retry for a minute.
+    reason = hub_unreachable()
+    if reason:
+        raise HubUnreachable(reason)
     return cls.from_pretrained(ref, **kw)
 
 
@@ -87,6 +97,8 @@ def load_blip(model: str):
         net = _from_pretrained(BlipForConditionalGeneration, ref)
     except UserError:
         raise
+    except HubUnreachable as exc:
+        raise UserError(f"cannot reach the Hugging Face hub ({exc}); " + _how_to_get(model)) from None
     except (OSError, ValueError, KeyError) as exc:
         if is_folder:
             raise UserError(f"--model {model}: cannot load a BLIP captioning model from this folder "

@@ -145,8 +145,12 @@ def _caption_dataset(opts: RunOptions) -> RunSummary:
         captioner = Captioner(opts.captioner, default_device(opts.captioner.device, info))
         bs = opts.batch_size or (128 if captioner.device.type == "cuda" else 8)
         paths = [root / p for _, p in mine]
+        # A resumed run's bar starts at what earlier runs finished (this rank's share of it).
+        done = 0 if opts.force else len(gts) - len(todo)
+        done_here = done // info.world_size + (1 if info.rank < done % info.world_size else 0)
         with Journal(root, info.rank) as journal, tqdm(
-            total=len(mine), unit="img", desc=f"captions[{info.rank}]" if info.enabled else "captions",
+            total=done_here + len(mine), initial=done_here, unit="img",
+            desc=f"captions[{info.rank}]" if info.enabled else "captions",
             disable=not opts.progress, position=info.rank, leave=info.is_main,
         ) as bar:
             workers = opts.workers if opts.workers is not None else default_workers()

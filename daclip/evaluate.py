@@ -115,6 +115,45 @@ def write_results(out: str | Path, results: dict, rows: pd.DataFrame) -> Path:
     return path
 
 
+def read_results(path: str | Path) -> dict:
+    """A degradation_eval.json, checked against the layout write_results gives it; anything else
+    (not JSON, wrong shapes, unknown labels) is a UserError naming the file and the problem."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable degradation_eval.json ({exc})") from None
+
+    def bad(why: str) -> UserError:
+        return UserError(f"{path}: malformed degradation_eval.json: {why} (re-run python -m daclip.evaluate)")
+
+    if not isinstance(data, dict) or not data:
+        raise bad("expected an object {model: results}")
+    for model, res in data.items():
+        if not isinstance(res, dict):
+            raise bad(f"{model!r} is not an object")
+        labels, cm = res.get("labels"), res.get("confusion")
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+            raise bad(f"{model!r}: 'labels' must be a list of degradation types")
+        unknown = [x for x in labels if x not in DEGRADATIONS]
+        if unknown:
+            raise bad(f"{model!r}: unknown label {unknown[0]!r}")
+        n = len(labels)
+        if (not isinstance(cm, list) or len(cm) != n
+                or not all(isinstance(r, list) and len(r) == n and all(isinstance(c, int) and not isinstance(c, bool)
+                                                                      and c >= 0 for c in r) for r in cm)):
+            raise bad(f"{model!r}: 'confusion' must be a {n}x{n} matrix of counts")
+        acc = res.get("accuracy", {})
+        if not isinstance(acc, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                and 0 <= v <= 1 for v in acc.values()):
+            raise bad(f"{model!r}: 'accuracy' must map types to values in [0, 1]")
+        overall = res.get("overall")
+        if overall is not None and (not isinstance(overall, (int, float)) or isinstance(overall, bool)
+                                    or not 0 <= overall <= 1):
+            raise bad(f"{model!r}: 'overall' must be a value in [0, 1]")
+    return data
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m daclip.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", help="without --checkpoint: plain CLIP weights (open_clip tag or file); the "
                                         "controller is then an untrained copy (DA-CLIP = CLIP)")
     p.add_argument("--out", required=True, help="folder for degradation_eval.json and the predictions")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default %(default)s)")
     p.add_argument("--device", help="cpu, cuda, ... (default: GPU when available)")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights (--model-cfg without --checkpoint)")
     return p
@@ -135,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     torch.manual_seed(args.seed)
     device = default_device(args.device)
     model = load_model_for_cli(args.checkpoint, args.model, args.pretrained, args.model_cfg, device)

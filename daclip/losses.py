@@ -1,9 +1,9 @@
 """DA-CLIP training losses: two symmetric InfoNCE terms (content, degradation).
 
 Under torch.distributed every rank gathers the features of all ranks WITH gradient
-(torch.distributed.nn.functional.all_gather) and computes the loss of the whole global
-batch, so the value equals the single-process loss; DDP's gradient averaging then yields
-the single-process gradient (each rank's loss already sums the contribution of all ranks).
+(:func:`gather_with_grad`) and computes the loss of the whole global batch, so the value
+equals the single-process loss; DDP's gradient averaging then yields the single-process
+gradient (each rank's loss already sums the contribution of all ranks).
 """
 
 from __future__ import annotations
@@ -20,13 +20,31 @@ def _dist_world() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather along dim 0 whose backward sums every rank's gradient of the gathered tensor
+    and hands each rank its own slice (what torch.distributed.nn.functional.all_gather did;
+    that one is deprecated and warns). all_reduce + slice instead of reduce_scatter, which
+    the gloo backend lacks. Every rank passes a tensor of the same shape."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.rank, ctx.rows = dist.get_rank(), x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.contiguous().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x`` of all ranks along dim 0; gradients flow back to every rank."""
     if _dist_world() == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
+    return _GatherWithGrad.apply(x)
 
 
 def gather_no_grad(x: torch.Tensor) -> torch.Tensor:

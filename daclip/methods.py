@@ -3,7 +3,8 @@
 ours           IR-SDE + DA-CLIP: ConditionalUNet noise predictor, 100 posterior-sampling steps
 irsde          IR-SDE: plain UNet, reverse-SDE sampling (max_sigma 10)
 nafnet         NAFNet
-nafnet-daclip  NAFNet conditioned on DA-CLIP embeddings
+nafnet-daclip  NAFNet conditioned on DA-CLIP embeddings (content + degradation)
+nafnet-degradation  NAFNet conditioned on the DA-CLIP degradation embedding only
 promptir       PromptIR
 restormer      Restormer
 airnet         AirNet
@@ -46,6 +47,8 @@ class NetSpec:
     network: str
     fit: Fit
     uses_daclip: bool = False
+    #: The DA-CLIP embeddings the network takes (keyword arguments of its forward).
+    contexts: tuple[str, ...] = ("text_context", "image_context")
     #: Name of the restoring call when it is not forward (AirNet's inference path).
     call: str | None = None
     #: Diffusion methods: the SDE and the default sampler.
@@ -60,7 +63,7 @@ class MethodOptions:
     device: str = ""
     preset: str = ""
     daclip_weights: str = ""
-    daclip_model: str = "ViT-B-32"
+    daclip_model: str = ""  # open_clip name, toolkit config (tiny) or file; default: recorded, else ViT-B-32
     tile: int = 768
     overlap: int = 64
     max_pixels: int = 1280 * 1280
@@ -99,6 +102,16 @@ class MethodOptions:
         if values.get("sampler") and values["sampler"] not in SAMPLERS:
             raise UserError(f"option sampler={values['sampler']!r}: choose from {', '.join(SAMPLERS)}")
         return cls(**values, extra=extra)
+
+
+def daclip_contexts(spec: NetSpec, conditioner: DaclipConditioner | None, lq: torch.Tensor) -> dict:
+    """The network's DA-CLIP keyword arguments for an LQ batch: the degradation embedding
+    (``text_context``) and the content embedding (``image_context``), those the spec takes."""
+    if conditioner is None:
+        return {}
+    content, degra = conditioner(lq)
+    both = {"text_context": degra, "image_context": content}
+    return {k: both[k] for k in spec.contexts}
 
 
 def _digest(*parts: str) -> str:
@@ -167,18 +180,24 @@ class NetworkMethod(Method):
         entry = self.name or self.spec.network
         path = self._resolve(entry, self.weights_path)
         self.net = load_network(self.spec.network, path, **self._network_config(path)).to(self.device).eval()
+        self.num_params = sum(p.numel() for p in self.net.parameters())
         wid = weights_id(path)
         if self.spec.uses_daclip:
             from .checkpoint import load_daclip
+            from .model import daclip_architecture
 
             side = read_sidecar(path)
             # A network trained by daclip.train_ir names the DA-CLIP it was trained with.
             dc = self.daclip_path or (side.get("daclip_weights") if Path(side.get("daclip_weights") or "").is_file()
                                       else None)
             dpath = self._resolve("daclip", dc)
-            model = load_daclip(str(dpath), model_name=self.opts.daclip_model, device=str(self.device),
-                                model_cfg=side.get("daclip_cfg"))
+            model_name, model_cfg = "custom", side.get("daclip_cfg")
+            if model_cfg is None or self.opts.daclip_model:
+                # The daclip_model option, else what train_clip recorded beside the file, else ViT-B-32.
+                model_name, model_cfg = daclip_architecture(dpath, self.opts.daclip_model)
+            model = load_daclip(str(dpath), model_name=model_name, device=str(self.device), model_cfg=model_cfg)
             self.conditioner = DaclipConditioner(model)
+            self.daclip_params = sum(p.numel() for p in model.parameters())
             wid = _digest(wid, weights_id(dpath))
         # Options that change the output (steps, sampler, seed, amp, tiling, config) are part
         # of the cache key, so a re-run with other options never reuses stale outputs.
@@ -193,10 +212,7 @@ class NetworkMethod(Method):
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def _contexts(self, lq: torch.Tensor) -> dict:
-        if self.conditioner is None:
-            return {}
-        content, degra = self.conditioner(lq)
-        return {"text_context": degra, "image_context": content}
+        return daclip_contexts(self.spec, self.conditioner, lq)
 
     def _net_fn(self, ctx: dict):
         fn = getattr(self.net, self.spec.call) if self.spec.call else self.net
@@ -279,6 +295,10 @@ SPECS: dict[str, tuple[NetSpec, type[NetworkMethod], str, str]] = {
                "NAFNet (zero-pad to 16, crop back); option preset (sidd-w32, sidd-w64, gopro-w32, ...)"),
     "nafnet-daclip": (NetSpec("nafnet-daclip", Fit("zero", 16), uses_daclip=True), NetworkMethod,
                       "NAFNet + DA-CLIP", "NAFNet conditioned on DA-CLIP embeddings; needs DA-CLIP weights too"),
+    "nafnet-degradation": (NetSpec("nafnet-degradation", Fit("zero", 16), uses_daclip=True, contexts=("text_context",)),
+                           NetworkMethod, "NAFNet + Degradation",
+                           "NAFNet conditioned on the DA-CLIP degradation embedding only (Table 3 ablation); "
+                           "needs DA-CLIP weights too"),
     "promptir": (NetSpec("promptir", Fit("crop", 16)), NetworkMethod, "PromptIR",
                  "PromptIR (Lightning checkpoint; input cropped to a multiple of 16 as upstream, rim kept)"),
     "restormer": (NetSpec("restormer", Fit("reflect", 8)), NetworkMethod, "Restormer",

@@ -259,12 +259,54 @@ def build_clip(model_name: str = "ViT-B-32", pretrained: str | None = None,
         return clip
     if model_name not in open_clip.list_models():
         raise UserError(f"unknown open_clip model {model_name!r}; e.g. ViT-B-32, ViT-L-14")
+    if pretrained and not _looks_like_path(pretrained):
+        pretrained = _pretrained_file_or_tag(model_name, pretrained)
     try:
         return open_clip.create_model(model_name, pretrained=pretrained or None, device="cpu")
     except RuntimeError as exc:
         raise UserError(
             f"cannot load pretrained CLIP {model_name}/{pretrained}: {exc}. Offline? Pass the "
             f"weights file path instead of the tag.") from None
+
+
+def _cached_pretrained(model_name: str, tag: str) -> str | None:
+    """The local file of open_clip's pretrained ``tag`` when a download left it in a cache."""
+    from open_clip import pretrained as oc
+
+    cfg = oc.get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        return None
+    if cfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        # 'org/name/' (open_clip's default file names) or 'org/name/file', as open_clip splits it.
+        repo, filename = os.path.split(cfg["hf_hub"])
+        names = [filename] if filename else [oc.HF_SAFE_WEIGHTS_NAME, oc.HF_WEIGHTS_NAME]
+        for name in names:
+            hit = try_to_load_from_cache(repo, name)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return hit
+    if cfg.get("url"):
+        local = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(cfg["url"]))
+        if os.path.isfile(local):
+            return local
+    return None
+
+
+def _pretrained_file_or_tag(model_name: str, tag: str) -> str:
+    """A cached file for the tag, the tag itself when the hub can be reached, else one UserError
+    at once (open_clip's hub client would retry for a minute and repeat the same failure)."""
+    from .hub import hub_unreachable
+
+    cached = _cached_pretrained(model_name, tag)
+    if cached:
+        return cached
+    reason = hub_unreachable()
+    if reason:
+        raise UserError(f"pretrained CLIP {model_name}/{tag} is not in the local cache and the Hugging Face hub "
+                        f"cannot be reached ({reason}); download it on a machine with internet and pass the file "
+                        "with --pretrained PATH, or use --pretrained none")
+    return tag
 
 
 def create_daclip(model_name: str = "ViT-B-32", pretrained: str | None = None, *,
@@ -362,3 +404,54 @@ def load_model_cfg(spec: str | None) -> dict | None:
     if not isinstance(cfg, dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= set(cfg):
         raise UserError(f"model config {path} needs embed_dim, vision_cfg and text_cfg")
     return cfg
+
+
+TRAIN_CONFIG_NAME = "config.json"  # written by daclip.train_clip beside its checkpoints
+
+
+def _is_open_clip_name(name: str) -> bool:
+    import open_clip
+
+    return name in open_clip.list_models()
+
+
+def daclip_architecture(checkpoint: str | os.PathLike | None = None, model: str = "") -> tuple[str, dict | None]:
+    """(open_clip model name, custom config or None) of a DA-CLIP checkpoint.
+
+    ``model`` is an open_clip name (ViT-B-32, ViT-L-14), the name of one of the toolkit's
+    configs (daclip/configs/*.yaml, e.g. ``tiny``) or a YAML/JSON config file. Left empty, it
+    is what ``daclip.train_clip`` recorded in config.json beside the checkpoint (a DA-CLIP
+    trained with ``--model-cfg``), else ViT-B-32 (the released weights).
+    """
+    from pathlib import Path
+
+    if model:
+        if _is_open_clip_name(model):
+            return model, None
+        configs = sorted(p.stem for p in (Path(__file__).parent / "configs").glob("*.yaml"))
+        if Path(model).is_file() or model in configs:
+            return "custom", load_model_cfg(model)
+        raise UserError(f"unknown DA-CLIP model {model!r}: neither an open_clip model (e.g. ViT-B-32, ViT-L-14), "
+                        f"a toolkit config ({', '.join(configs)}) nor a YAML/JSON config file")
+    if checkpoint is not None:
+        import json
+
+        side = Path(checkpoint).parent / TRAIN_CONFIG_NAME
+        if side.is_file():
+            try:
+                recorded = json.loads(side.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise UserError(f"cannot read {side} (the training config beside {checkpoint}): {exc}") from None
+            if isinstance(recorded, dict):
+                cfg = recorded.get("open_clip_cfg")
+                if isinstance(cfg, dict):
+                    return "custom", cfg
+                spec = recorded.get("model_cfg")
+                if isinstance(spec, str) and spec:
+                    # A relative file name is taken relative to the run folder when it is there.
+                    local = side.parent / spec
+                    return "custom", load_model_cfg(str(local) if local.is_file() else spec)
+                name = recorded.get("model")
+                if isinstance(name, str) and name:
+                    return name, None
+    return "ViT-B-32", None

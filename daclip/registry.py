@@ -31,6 +31,10 @@ class Method:
     weights_id: str = "none"
     #: True when the method is told the degradation type (an oracle); shown in the report.
     uses_task_label: bool = False
+    #: Parameters of the restoration network (set by prepare; None for learning-free methods).
+    num_params: int | None = None
+    #: Parameters of the DA-CLIP that conditions it (frozen CLIP + controller), counted apart.
+    daclip_params: int | None = None
 
     def prepare(self, device: str = "cpu") -> None:
         """Load weights and move to ``device``; raise MethodUnavailable with the reason."""

@@ -351,7 +351,8 @@ def _train(cfg: TrainConfig, info) -> int:
 
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
+        # The resolved architecture too, so a custom-config DA-CLIP loads anywhere (train_ir --daclip).
+        atomic_write_text(out / "config.json", json.dumps({**asdict(cfg), "open_clip_cfg": model_cfg}, indent=2))
         n_train = sum(p.numel() for p in model.trainable_parameters())
         print(f"training {n_train / 1e6:.2f} M controller parameters on {len(train_set)} images, "
               f"{steps_per_epoch} steps/epoch x {cfg.epochs} epochs, world size {info.world_size}, "

@@ -37,7 +37,7 @@ from builders.tasks import parse_tasks
 from . import dist as dist_utils
 from .checkpoint import save_torch_atomic
 from .inference import DaclipConditioner, apply_fitted
-from .methods import SPECS, NetSpec
+from .methods import SPECS, NetSpec, daclip_contexts
 from .sde import IRSDE, make_generator
 
 TINY_DACLIP_CFG = Path(__file__).with_name("configs") / "tiny.yaml"
@@ -166,7 +166,7 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     daclip: str = ""
-    daclip_model: str = "ViT-B-32"
+    daclip_model: str = ""
     device: str = ""
     threads: int = 0
 
@@ -204,10 +204,7 @@ class Adapter:
         self.conditioner = conditioner
 
     def contexts(self, lq: torch.Tensor) -> dict:
-        if self.conditioner is None:
-            return {}
-        content, degra = self.conditioner(lq)
-        return {"text_context": degra, "image_context": content}
+        return daclip_contexts(self.spec, self.conditioner, lq)
 
     def loss(self, net, batch, gen: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
@@ -278,14 +275,13 @@ def load_conditioner(cfg: TrainConfig, out: Path, device, info) -> tuple[DaclipC
     if not SPECS[cfg.method][0].uses_daclip:
         return None, None, ""
     from .checkpoint import load_daclip, save_daclip
-    from .model import create_daclip
+    from .model import create_daclip, daclip_architecture
 
     if not cfg.daclip:
         raise UserError(f"--method {cfg.method} needs DA-CLIP weights: --daclip PATH (or --daclip tiny)")
-    model_cfg = None
     path = Path(cfg.daclip)
     if cfg.daclip == "tiny":
-        model_cfg = yaml.safe_load(TINY_DACLIP_CFG.read_text())
+        model_name, model_cfg = "custom", yaml.safe_load(TINY_DACLIP_CFG.read_text())
         path = out / "daclip_tiny.pt"
         if info.is_main and not path.is_file():
             torch.manual_seed(cfg.seed)
@@ -293,7 +289,10 @@ def load_conditioner(cfg: TrainConfig, out: Path, device, info) -> tuple[DaclipC
         dist_utils.barrier()
     elif not path.is_file():
         raise UserError(f"DA-CLIP weights not found: {path}")
-    model = load_daclip(path, model_name=cfg.daclip_model, device=device, model_cfg=model_cfg)
+    else:
+        # --daclip-model, else the architecture recorded by train_clip beside the file (config.json).
+        model_name, model_cfg = daclip_architecture(path, cfg.daclip_model)
+    model = load_daclip(path, model_name=model_name, device=device, model_cfg=model_cfg)
     return DaclipConditioner(model), model_cfg, str(path.resolve())
 
 
@@ -528,8 +527,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps")
     p.add_argument("--workers", type=int, default=2, help="data loader workers per rank")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--daclip", default="", help="DA-CLIP weights for ours/nafnet-daclip, or 'tiny' for a random tiny one")
-    p.add_argument("--daclip-model", default="ViT-B-32", help="open_clip model name of the DA-CLIP weights")
+    p.add_argument("--daclip", default="", help="DA-CLIP weights for ours, nafnet-daclip and nafnet-degradation, or 'tiny' for a random tiny one")
+    p.add_argument("--daclip-model", default="",
+                   help="architecture of the --daclip weights: an open_clip name (ViT-B-32, ViT-L-14), a toolkit "
+                        "config (tiny) or a YAML/JSON file (default: the config.json that daclip.train_clip wrote "
+                        "beside the file, else ViT-B-32)")
     p.add_argument("--device", default="", help="cpu, cuda, cuda:1 (default: this rank's GPU, else CPU)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads per process (0: torch default; 1 is fastest on a busy CPU)")

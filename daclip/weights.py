@@ -51,7 +51,7 @@ WEIGHTS: dict[str, WeightsEntry] = {
     e.name: e
     for e in (
         WeightsEntry("daclip", "daclip_ViT-B-32.pt", hf_repo=DACLIP_HF_REPO,
-                     note="DA-CLIP ViT-B-32 (open_clip checkpoint), conditions 'ours' and 'nafnet-daclip'"),
+                     note="DA-CLIP ViT-B-32 (open_clip checkpoint), conditions 'ours', 'nafnet-daclip' and 'nafnet-degradation'"),
         WeightsEntry("ours", "universal-ir.pth", hf_repo=DACLIP_HF_REPO,
                      note="the universal-ir ConditionalUNet (plain state_dict), ten-task model"),
         WeightsEntry("promptir", "model.ckpt",
@@ -61,6 +61,7 @@ WEIGHTS: dict[str, WeightsEntry] = {
         WeightsEntry("irsde", "irsde.pth", note=_UNPUBLISHED.format(m="irsde")),
         WeightsEntry("nafnet", "nafnet.pth", note=_UNPUBLISHED.format(m="nafnet")),
         WeightsEntry("nafnet-daclip", "nafnet-daclip.pth", note=_UNPUBLISHED.format(m="nafnet-daclip")),
+        WeightsEntry("nafnet-degradation", "nafnet-degradation.pth", note=_UNPUBLISHED.format(m="nafnet-degradation")),
         WeightsEntry("restormer", "restormer.pth", note=_UNPUBLISHED.format(m="restormer")),
         WeightsEntry("airnet", "airnet.pth", note=_UNPUBLISHED.format(m="airnet")),
     )
@@ -136,7 +137,10 @@ def resolve_weights(
     if path.is_file():
         _verify(path, entry)
         return path
-    how = f"download {entry.filename} from {entry.source} and pass --weights {name}=PATH, or put it at {path}"
+    # DA-CLIP is not a method: it is passed as the conditioned method's daclip_weights option.
+    give = ("pass it with --option METHOD:daclip_weights=PATH (benchmark.run) or --daclip PATH (daclip.restore)"
+            if name == "daclip" else f"pass --weights {name}=PATH")
+    how = f"download {entry.filename} from {entry.source} and {give}, or put it at {path}"
     if not entry.hf_repo and not entry.url:
         raise WeightsUnavailable(f"no weights for {name!r}: {entry.note}")
     if not download or offline():
@@ -148,7 +152,9 @@ def resolve_weights(
     # One downloader for datasets and weights: resume, retries, sha256 check, progress bar.
     source = Candidate("hf-model", f"{entry.hf_repo}:{entry.filename}") if entry.hf_repo else Candidate("url", entry.url)
     try:
-        fetch(NeededFile(entry.filename, (source,), sha256=entry.sha256), DownloadConfig(cache_dir=path.parent))
+        # No hint from the downloader: ``how`` below says how to supply the file by hand.
+        fetch(NeededFile(entry.filename, (source,), sha256=entry.sha256),
+              DownloadConfig(cache_dir=path.parent, manual_hint=""))
     except UserError as exc:
         raise WeightsUnavailable(f"cannot download weights for {name!r} ({exc}); {how}") from None
     return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -26,6 +27,9 @@ def _env() -> Environment:
     env = Environment(loader=PackageLoader("reports", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = _fmt
+    env.filters["signed"] = _signed
+    env.filters["params"] = _params
+    env.filters["urlpath"] = lambda p: quote(str(p))
     return env
 
 
@@ -35,6 +39,19 @@ def _fmt(value, spec: str = ".2f") -> str:
     if isinstance(value, float) and math.isinf(value):
         return "∞"
     return format(value, spec)
+
+
+def _signed(value, spec: str = ".2f") -> str:
+    if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
+        return "–"
+    return ("+" if value > 0 else "−" if value < 0 else "±") + format(abs(value), spec)
+
+
+def _params(n) -> str:
+    """Parameter count in millions (or thousands for tiny test networks)."""
+    if not n:
+        return "–"
+    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
 
 
 def rank_marks(row_values: dict[str, float | None], higher_is_better: bool) -> dict[str, str]:
@@ -98,52 +115,132 @@ def _example_assets(summary: dict, run_dir: Path, assets: Path) -> list[dict]:
             patch = arr[zy:zy + z, zx:zx + z]
             save_image(assets / f"{name}_zoom.png", np.ascontiguousarray(patch.repeat(4, 0).repeat(4, 1)))
             tiles.append({"label": tile["label"], "src": f"assets/{name}.png", "zoom": f"assets/{name}_zoom.png"})
+        t, l, h, w = box
+        # Where the zoom comes from, in percent of the crop (drawn over each crop as a rectangle).
+        overlay = {"left": round(100 * (zx - l) / w, 3), "top": round(100 * (zy - t) / h, 3),
+                   "width": round(100 * z / w, 3), "height": round(100 * z / h, 3)}
         out.append({"task": ex["task"], "name": ex["name"], "tiles": tiles,
-                    "zoom_box": [zy - box[0], zx - box[1], z], "crop": box})
+                    "zoom_box": [zy - box[0], zx - box[1], z], "crop": box, "overlay": overlay})
     return out
 
 
+def nice_axis(lo: float, hi: float, ticks: int = 6) -> tuple[float, float, list[float]]:
+    """(axis bottom, axis top, tick values) around [lo, hi], ticks at round steps (1, 2, 2.5, 5
+    x 10^k).
+
+    The bottom is not forced to zero: it sits a little below the smallest value, on a multiple
+    of half a step (never below zero when every value is positive), so the differences between
+    methods stay visible. The bottom is always labelled.
+    """
+    span = hi - lo
+    if span <= 1e-12 * max(1.0, abs(lo), abs(hi)):
+        span = max(abs(lo), abs(hi)) * 0.1 or 1.0
+    lo_p, hi_p = lo - 0.08 * span, hi + 0.02 * span
+    raw = (hi_p - lo_p) / max(1, ticks)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
+    half = step / 2
+    bottom = math.floor(lo_p / half + 1e-9) * half
+    if lo >= 0 > bottom:
+        bottom = 0.0
+    top = max(math.ceil(hi_p / step - 1e-9) * step, bottom + step)
+    first = math.ceil(bottom / step - 1e-9)
+    values = [bottom] + [k * step for k in range(first, int(round(top / step)) + 1) if k * step > bottom + 1e-6 * step]
+    digits = max(0, 12 - math.floor(math.log10(step)))  # float noise off, far below the step
+    return round(bottom, digits), round(top, digits), [round(v, digits) for v in values]
+
+
+CHART_W, CHART_H = 1000, 230  # SVG user units; the chart is drawn as wide as the page
+MARGIN = {"left": 58, "right": 8, "top": 12, "bottom": 44}
+
+
+def _label_lines(text: str, width: float) -> list[str]:
+    """A type name on one line, or split after its hyphen when the group is too narrow."""
+    if len(text) * 6.2 <= width or "-" not in text:
+        return [text]
+    head, _, tail = text.partition("-")
+    return [head + "-", tail]
+
+
 def _bar_chart(summary: dict, metric: dict) -> dict:
-    """Geometry of a grouped bar chart (groups = types, bars = methods) for an inline SVG."""
+    """Geometry of a grouped bar chart (groups = types + average, bars = methods) for an inline
+    SVG that scales to the page width; the value axis starts near the data, not at zero."""
     table = summary["tables"].get(metric["name"], {})
     methods = summary["methods"]
-    vals = [v for m in methods for v in table.get(m["name"], {}).values()
-            if v is not None and not (isinstance(v, float) and (math.isnan(v) or math.isinf(v)))]
+    groups = summary["tasks"] + ["average"]
+
+    def value(m, g):
+        v = table.get(m["name"], {}).get(g)
+        return v if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    vals = [v for m in methods for g in groups if (v := value(m, g)) is not None]
     if not vals:
         return {}
-    lo = min(0.0, min(vals))
-    hi = max(vals) if max(vals) > lo else lo + 1
-    groups = summary["tasks"] + ["average"]
-    bar_w, gap, height = 9, 14, 160
-    group_w = bar_w * len(methods) + gap
+    bottom, top, tick_values = nice_axis(min(vals), max(vals))
+    plot_w = CHART_W - MARGIN["left"] - MARGIN["right"]
+    plot_h = CHART_H - MARGIN["top"] - MARGIN["bottom"]
+    group_w = plot_w / len(groups)
+    inner = group_w * 0.8
+    bar_w = inner / max(1, len(methods))
+    y0 = MARGIN["top"] + plot_h
+
+    def y(v: float) -> float:
+        return MARGIN["top"] + plot_h * (1 - (v - bottom) / (top - bottom))
+
     bars = []
     for gi, g in enumerate(groups):
+        x0 = MARGIN["left"] + gi * group_w + (group_w - inner) / 2
         for mi, m in enumerate(methods):
-            v = table.get(m["name"], {}).get(g)
-            if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
+            v = value(m, g)
+            if v is None:
                 continue
-            h = (v - lo) / (hi - lo) * height
-            bars.append({"x": 40 + gi * group_w + mi * bar_w, "y": 10 + height - h, "h": max(h, 0.5), "w": bar_w - 1,
-                         "colour": PALETTE[mi % len(PALETTE)], "title": f"{m['display']} · {g}: {_fmt(v, metric['fmt'])}"})
-    labels = [{"x": 40 + gi * group_w + bar_w * len(methods) / 2, "text": g} for gi, g in enumerate(groups)]
-    return {"bars": bars, "labels": labels, "width": 40 + len(groups) * group_w + 10, "height": height,
-            "top": _fmt(hi, metric["fmt"]), "bottom": _fmt(lo, metric["fmt"]),
+            yy = max(MARGIN["top"], min(y0, y(v)))
+            bars.append({"x": round(x0 + mi * bar_w, 2), "y": round(yy, 2), "w": round(max(bar_w - 1.5, 1), 2),
+                         "h": round(max(y0 - yy, 0.8), 2), "colour": PALETTE[mi % len(PALETTE)],
+                         "title": f"{m['display']} · {g}: {_fmt(v, metric['fmt'])}"})
+    step = tick_values[-1] - tick_values[-2] if len(tick_values) > 1 else top - bottom
+    if step < 1e-4:
+        tick_fmt = ".3g"
+    else:
+        tick_fmt = f".{max(next((d for d in range(6) if abs(round(v, d) - v) < 1e-6 * step), 5) for v in tick_values)}f"
+    ticks = [{"y": round(y(v), 2), "text": format(v, tick_fmt)} for v in tick_values]
+    labels = [{"x": round(MARGIN["left"] + (gi + 0.5) * group_w, 2), "lines": _label_lines(g, group_w - 4)}
+              for gi, g in enumerate(groups)]
+    divider = round(MARGIN["left"] + (len(groups) - 1) * group_w, 2)
+    return {"bars": bars, "labels": labels, "ticks": ticks, "width": CHART_W, "height": CHART_H,
+            "left": MARGIN["left"], "right": CHART_W - MARGIN["right"], "top": MARGIN["top"], "base": round(y0, 2),
+            "label_y": round(y0 + 16, 2), "divider": divider, "bottom_value": format(bottom, tick_fmt),
+            "starts_at_zero": bottom == 0,
             "legend": [{"name": m["display"], "colour": PALETTE[i % len(PALETTE)]} for i, m in enumerate(methods)]}
+
+
+CLASSIFIERS = {"clip-zero-shot": "CLIP (zero-shot)", "daclip": "DA-CLIP"}  # daclip.evaluate's model names
 
 
 def _confusion(ev: dict | None) -> list[dict]:
     """Per model: labels, accuracy per type, and rows of (count, shade) for the confusion matrix."""
     out = []
-    for model, res in (ev or {}).items():
-        if not isinstance(res, dict) or "confusion" not in res:
+    for model, res in (ev or {}).items() if isinstance(ev, dict) else ():
+        if not isinstance(res, dict) or "confusion" not in res or "labels" not in res:
             continue
         rows = []
         for label, counts in zip(res["labels"], res["confusion"]):
             total = max(sum(counts), 1)
             rows.append({"label": label, "cells": [{"n": c, "shade": round(c / total, 3)} for c in counts]})
-        out.append({"model": model, "labels": res["labels"], "rows": rows, "overall": res.get("overall"),
+        out.append({"model": model, "display": CLASSIFIERS.get(model, model), "labels": res["labels"], "rows": rows,
+                    "overall": res.get("overall"),
                     "accuracy": res.get("accuracy", {})})
     return out
+
+
+def _image_rows(summary: dict) -> list[dict]:
+    """Per-image rows in the canonical type order (older summaries were sorted by name)."""
+    from builders.tasks import DEGRADATIONS
+
+    rank = {t: i for i, t in enumerate(DEGRADATIONS)}
+    order = {m["display"]: i for i, m in enumerate(summary.get("methods", []))}
+    return sorted(summary.get("images", []),
+                  key=lambda r: (rank.get(r.get("type"), len(rank)), r.get("name", ""), order.get(r.get("method"), 0)))
 
 
 def render_report(run_dir: str | Path, summary: dict | None = None) -> Path:
@@ -160,11 +257,16 @@ def render_report(run_dir: str | Path, summary: dict | None = None) -> Path:
         marks = {c: rank_marks({m: rows.get(m, {}).get(c) for m in rows}, metric["higher_is_better"]) for c in columns}
         tables.append({"metric": metric, "columns": columns, "rows": rows, "marks": marks})
     overview = [{"metric": t["metric"], "marks": t["marks"]["average"]} for t in tables]
+    from .paper import comparison
+
+    methods = summary.get("methods", [])
     html = _env().get_template("report.html.j2").render(
         s=summary, tables=tables, overview=overview, examples=_example_assets(summary, run_dir, assets),
         charts={m["name"]: _bar_chart(summary, m) for m in summary["metrics"]},
         confusion=_confusion(summary.get("degradation_eval")),
         image_metrics=[m for m in summary["metrics"] if m.get("kind", "image") == "image"],
+        paper=comparison(summary), images=_image_rows(summary),
+        show_cost=any(m.get("num_params") or m.get("seconds_per_megapixel") for m in methods),
     )
     path = report / "index.html"
     atomic_write_text(path, html)

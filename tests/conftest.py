@@ -36,3 +36,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_daclip(tmp_path_factory):
+    """A random DA-CLIP of the toolkit's tiny config (daclip/configs/tiny.yaml) saved in the released
+    layout, with no config.json beside it (load it with model_cfg / --daclip-model tiny)."""
+    import torch
+
+    from daclip.checkpoint import save_daclip
+    from daclip.model import create_daclip, load_model_cfg
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("daclip") / "daclip_tiny.pt"
+    save_daclip(create_daclip(model_cfg=load_model_cfg("tiny")), path)
+    return path

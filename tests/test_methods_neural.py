@@ -18,7 +18,7 @@ from daclip.networks import build_network
 pytestmark = pytest.mark.usefixtures("one_thread")
 NEURAL = {
     "ours": "Ours (IR-SDE + DA-CLIP)", "irsde": "IR-SDE", "nafnet": "NAFNet",
-    "nafnet-daclip": "NAFNet + DA-CLIP", "promptir": "PromptIR", "restormer": "Restormer", "airnet": "AirNet",
+    "nafnet-daclip": "NAFNet + DA-CLIP", "nafnet-degradation": "NAFNet + Degradation", "promptir": "PromptIR", "restormer": "Restormer", "airnet": "AirNet",
 }
 TINY_DACLIP = yaml.safe_load((Path(__file__).parents[1] / "daclip" / "configs" / "tiny.yaml").read_text())
 
@@ -35,17 +35,6 @@ def save_net(path: Path, name: str, config: dict, seed: int = 0, **side) -> torc
     torch.save(net.state_dict(), path)
     (Path(str(path) + ".json")).write_text(json.dumps({"network": name, "config": config, **side}))
     return net.eval()
-
-
-@pytest.fixture(scope="module")
-def tiny_daclip(tmp_path_factory):
-    from daclip.checkpoint import save_daclip
-    from daclip.model import create_daclip
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("daclip") / "daclip_tiny.pt"
-    save_daclip(create_daclip(model_cfg=TINY_DACLIP), path)
-    return path
 
 
 def image(h=37, w=29, seed=0):

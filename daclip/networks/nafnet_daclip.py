@@ -14,11 +14,15 @@ checkpoint was released, so this layout is our own:
 Both start as exact no-ops, so the network starts as plain NAFNet and the backbone keys are
 NAFNet's (``intro``, ``encoders``, ...): a released NAFNet checkpoint can initialise it
 with :func:`init_from_nafnet`. With both contexts ``None`` it is plain NAFNet.
+
+"NAFNet + Degradation" (the Table 3 ablation, network ``nafnet-degradation``) is the same
+network without the content branch (``cross_attention=False``: no ``middle_attn`` modules):
+it is conditioned on the degradation embedding only.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -82,6 +86,7 @@ class NAFNetDAClipConfig:
     context_dim: int = 512  # DA-CLIP ViT-B-32 embedding width
     cond_dim: int = 256  # width of the degradation MLP's output
     head_channels: int = 32  # cross-attention heads = channels // head_channels
+    cross_attention: bool = True  # False: degradation embedding only ("NAFNet + Degradation")
 
 
 NAFNET_DACLIP_CONFIGS: dict[str, NAFNetDAClipConfig] = {
@@ -90,13 +95,17 @@ NAFNET_DACLIP_CONFIGS: dict[str, NAFNetDAClipConfig] = {
 NAFNET_DACLIP_CONFIGS["tiny"] = NAFNetDAClipConfig(
     # context_dim 32 = the embedding width of the tiny DA-CLIP test config (daclip/configs/tiny.yaml).
     **asdict(NAFNET_CONFIGS["tiny"]), context_dim=32, cond_dim=8, head_channels=8)
+NAFNET_DEGRADATION_CONFIGS: dict[str, NAFNetDAClipConfig] = {
+    name: replace(cfg, cross_attention=False) for name, cfg in NAFNET_DACLIP_CONFIGS.items()
+}
 
 
 class NAFNetDAClip(NAFNet):
     """``forward(inp, text_context=None, image_context=None)`` -> restored image."""
 
     def __init__(self, img_channel=3, width=32, middle_blk_num=12, enc_blk_nums=(2, 2, 4, 8),
-                 dec_blk_nums=(2, 2, 2, 2), context_dim=512, cond_dim=256, head_channels=32):
+                 dec_blk_nums=(2, 2, 2, 2), context_dim=512, cond_dim=256, head_channels=32,
+                 cross_attention=True):
         nn.Module.__init__(self)
         if len(enc_blk_nums) != len(dec_blk_nums):
             raise ValueError("enc_blk_nums and dec_blk_nums need the same length")
@@ -112,7 +121,8 @@ class NAFNetDAClip(NAFNet):
             chan *= 2
         self.middle_blks = nn.ModuleList([block(chan) for _ in range(middle_blk_num)])
         heads = max(1, chan // head_channels)
-        self.middle_attn = nn.ModuleList([CrossAttention(chan, context_dim, heads) for _ in range(middle_blk_num)])
+        self.middle_attn = (nn.ModuleList([CrossAttention(chan, context_dim, heads) for _ in range(middle_blk_num)])
+                            if cross_attention else None)
         for num in dec_blk_nums:
             self.ups.append(nn.Sequential(nn.Conv2d(chan, chan * 2, 1, bias=False), nn.PixelShuffle(2)))
             chan //= 2
@@ -125,6 +135,8 @@ class NAFNetDAClip(NAFNet):
                 image_context: torch.Tensor | None = None) -> torch.Tensor:
         h, w = inp.shape[-2:]
         inp = self.pad(inp)
+        if image_context is not None and self.middle_attn is None:
+            raise ValueError("this network has no content branch (cross_attention=False): pass text_context only")
         cond = None if text_context is None else self.degra_mlp(text_context.to(inp.dtype))
         if image_context is not None and image_context.dim() == 2:
             image_context = image_context[:, None, :]  # one content token per image
@@ -135,10 +147,10 @@ class NAFNetDAClip(NAFNet):
                 x = blk(x, cond)
             skips.append(x)
             x = down(x)
-        for blk, attn in zip(self.middle_blks, self.middle_attn):
+        for i, blk in enumerate(self.middle_blks):
             x = blk(x, cond)
             if image_context is not None:
-                x = attn(x, image_context.to(x.dtype))
+                x = self.middle_attn[i](x, image_context.to(x.dtype))
         for stage, up, skip in zip(self.decoders, self.ups, reversed(skips)):
             x = up(x) + skip
             for blk in stage:
@@ -159,4 +171,11 @@ def init_from_nafnet(model: NAFNetDAClip, nafnet_state: dict[str, torch.Tensor])
 def build_nafnet_daclip(preset: str = "sidd-w32", **overrides) -> NAFNetDAClip:
     """NAFNet + DA-CLIP from a NAFNet preset name plus overrides (context_dim, cond_dim, ...)."""
     cfg = resolve_preset(NAFNET_DACLIP_CONFIGS, preset, "nafnet-daclip", overrides)
+    return NAFNetDAClip(**asdict(cfg))
+
+
+@register_network("nafnet-degradation")
+def build_nafnet_degradation(preset: str = "sidd-w32", **overrides) -> NAFNetDAClip:
+    """NAFNet + Degradation: NAFNet modulated by the DA-CLIP degradation embedding only."""
+    cfg = resolve_preset(NAFNET_DEGRADATION_CONFIGS, preset, "nafnet-degradation", overrides)
     return NAFNetDAClip(**asdict(cfg))

@@ -1,0 +1,528 @@
+"""Restore your own images with any method of the registry.
+
+    python -m daclip.restore photos/ --method ours --out restored/
+    python -m daclip.restore 'shots/*.jpg' one.png --method nafnet --weights nafnet.pth
+    python -m daclip.restore hazy.jpg --method classical --task hazy
+    python -m daclip.restore photos/ --method classical --daclip daclip_ViT-B-32.pt   # blind: DA-CLIP picks the type
+
+Inputs are image files, folders (their images, sorted; ``--recursive`` for subfolders) or
+glob patterns. Each output is a PNG in ``--out`` (default ``restored/<method>``) named after
+its input (``x.jpg`` -> ``x.png``, same size); inputs that would share a name (``x.png`` and
+``x.jpg``) all keep their extension in it (``x_png.png``, ``x_jpg.png``) and the command says
+so. Outputs that exist from an earlier run with the same method, weights, options and input
+are skipped (``--force`` redoes them); a file the command did not write is never overwritten
+without ``--force``.
+Large images are tiled by the neural methods (``--option tile=768 --option overlap=64
+--option max_pixels=...``).
+
+With a DA-CLIP method (ours, nafnet-daclip, nafnet-degradation), or any method plus
+``--daclip WEIGHTS``, the predicted degradation type of each image is printed and recorded
+in ``<out>/restore.csv`` (and ``restore.json``, which also drives the skipping). DA-CLIP
+classifies as the paper does: softmax(100 * degradation feature . text feature(word)) over
+the ten degradation words. The type-aware ``classical`` method needs the type: ``--task
+TYPE``, or else the type DA-CLIP predicts for each image when ``--daclip`` is given.
+
+Python:
+
+    import daclip
+    out = daclip.restore("photo.jpg", method="classical", task="noisy")
+    out.image        # HxWx3 uint8 (the same pixels as the command writes)
+    out.degradation  # predicted type (None without DA-CLIP), out.probabilities: {type: p}
+    r = daclip.Restorer("ours", device="cuda")   # load once, restore many: r(image)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import io
+import json
+import os
+import sys
+import time
+import types
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, NamedTuple
+
+import numpy as np
+
+from builders.errors import UserError, cli_entry
+from builders.tasks import DEGRADATIONS
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+RECORD_JSON = "restore.json"
+RECORD_CSV = "restore.csv"
+FLUSH_EVERY = 20  # images between record writes (Ctrl-C and errors write it too)
+
+
+class Restored(NamedTuple):
+    """A restored image and, when a DA-CLIP is loaded, its predicted degradation type."""
+
+    image: np.ndarray  # HxWx3 uint8, the input's size
+    degradation: str | None = None
+    probabilities: dict[str, float] | None = None
+
+    @property
+    def probability(self) -> float | None:
+        return None if self.probabilities is None else self.probabilities[self.degradation]
+
+
+# -- reading inputs ---------------------------------------------------------------------------
+
+def read_input(path: str | os.PathLike) -> np.ndarray:
+    """An image file as HxWx3 uint8 RGB, turned upright by its EXIF orientation (as viewers show
+    it); 16-bit greyscale is scaled to 8 bits instead of clipped; alpha is dropped."""
+    from PIL import Image, ImageOps
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                hi = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+                grey = np.clip(np.round(arr * (255.0 / hi)), 0, 255).astype(np.uint8)
+                return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+            return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+    except FileNotFoundError:
+        raise UserError(f"image not found: {path}") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UserError(f"cannot read image {path}: {exc}") from None
+
+
+def as_image(image: Any) -> tuple[np.ndarray, str]:
+    """(HxWx3 uint8 array, label) for a path, a PIL image or an array (HxW, HxWx3 or HxWx4)."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_input(image), str(image)
+    try:
+        from PIL import Image
+
+        if isinstance(image, Image.Image):
+            return np.ascontiguousarray(np.asarray(image.convert("RGB"))), "image"
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        pass
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
+        raise UserError(f"expected an image path, a PIL image or an HxWx3 uint8 array, got {arr.dtype} {arr.shape}")
+    if min(arr.shape[:2]) < 1:
+        raise UserError(f"empty image {arr.shape}")
+    return np.ascontiguousarray(arr[..., :3]), "array"
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path  # the input file
+    output: str  # the output's path relative to the output folder (POSIX)
+    note: str = ""  # why the name differs from the plain one
+
+
+def _has_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def _images_in(folder: Path, recursive: bool) -> list[Path]:
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+
+
+def collect_inputs(inputs: Iterable[str], recursive: bool = False) -> list[tuple[Path, str]]:
+    """(file, name relative to its input folder) for every input; bad inputs raise UserError."""
+    out: list[tuple[Path, str]] = []
+    for text in inputs:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            images = _images_in(path, recursive)
+            if not images:
+                raise UserError(f"{path}: no images in this folder ({', '.join(IMAGE_EXTS)})"
+                                + ("" if recursive else "; --recursive looks in subfolders"))
+            out += [(p, p.relative_to(path).as_posix()) for p in images]
+        elif path.is_file():
+            out.append((path, path.name))
+        elif _has_glob(text):
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=recursive))
+            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_EXTS]
+            if not files:
+                raise UserError(f"{text}: the pattern matches no image files")
+            out += [(m, m.name) for m in files]
+        else:
+            raise UserError(f"{text}: no such file or folder")
+    seen: set[Path] = set()
+    unique = []
+    for path, rel in out:  # the same file named twice (a folder and a glob) is restored once
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append((path, rel))
+    return unique
+
+
+def plan_outputs(inputs: list[tuple[Path, str]]) -> list[Job]:
+    """Output names: ``<rel stem>.png``. Inputs whose plain names collide (``x.png`` and
+    ``x.jpg``) all keep their extension in the name (``x_png.png``, ``x_jpg.png``), whatever
+    their order; a name still taken gets a number (``x_jpg_2.png``). Names compare
+    case-insensitively, so the plan is the same on case-insensitive file systems."""
+    def plain(rel: str) -> str:
+        return Path(rel).with_suffix("").as_posix() + ".png"
+
+    def with_ext(rel: str) -> str:
+        ext = Path(rel).suffix.lstrip(".").lower() or "img"
+        return f"{Path(rel).with_suffix('').as_posix()}_{ext}"
+
+    groups: dict[str, list[Path]] = {}
+    for path, rel in inputs:
+        groups.setdefault(plain(rel).lower(), []).append(path)
+    taken: set[str] = set()
+    jobs = []
+    for path, rel in inputs:
+        shared = groups[plain(rel).lower()]
+        if len(shared) == 1:
+            name, note = plain(rel), ""
+        else:
+            name = with_ext(rel) + ".png"
+            others = ", ".join(str(p) for p in shared if p != path)
+            note = f"{plain(rel)} would also be the output of {others}"
+        k = 2
+        while name.lower() in taken:
+            name = f"{with_ext(rel)}_{k}.png"
+            note = note or f"{plain(rel)} is taken"
+            k += 1
+        taken.add(name.lower())
+        jobs.append(Job(path, name, note))
+    return jobs
+
+
+# -- the restorer -----------------------------------------------------------------------------
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Restorer:
+    """One prepared method (weights loaded once) that restores images one at a time.
+
+    ``method``: a registry name (``daclip.registry.method_specs()``) or a Method instance;
+    ``weights``: the method's weights file (DA-CLIP methods: ``"NET.pth,DACLIP.pt"`` or the
+    ``daclip`` argument); ``options``: the method's options (tile, steps, amp, ...);
+    ``task``: the degradation type given to type-aware methods (``classical``);
+    ``daclip``: DA-CLIP weights: the conditioning model of a DA-CLIP method, or for any other
+    method a classifier that predicts each image's type (and gives ``classical`` its type
+    when ``task`` is None).
+    """
+
+    def __init__(self, method: Any = "classical", *, weights: str | None = None,
+                 options: Mapping[str, Any] | None = None, task: str | None = None, daclip: str | None = None,
+                 daclip_model: str = "", device: str | None = None):
+        from .registry import Method, create_method, method_specs
+
+        if task is not None and task not in DEGRADATIONS:
+            raise UserError(f"unknown degradation type {task!r}; choose from: {', '.join(DEGRADATIONS)}")
+        self.task = task
+        self.device = device or default_device()
+        options = dict(options or {})
+        if isinstance(method, Method):
+            self.method = method
+        else:
+            specs = method_specs()
+            if method not in specs:
+                raise UserError(f"unknown method {method!r}; known methods: {', '.join(specs)}")
+            if weights and not specs[method].needs_weights:
+                raise UserError(f"method {method!r} uses no weights (drop --weights)")
+            if daclip and _conditioned_by_daclip(method):
+                options.setdefault("daclip_weights", daclip)
+            self.method = create_method(method, **({"weights": weights} if weights else {}), **options)
+        conditioned = bool(getattr(getattr(self.method, "spec", None), "uses_daclip", False))
+        if getattr(self.method, "uses_task_label", False) and task is None and not daclip:
+            raise UserError(f"method {self.method.name!r} is told the degradation type: give --task TYPE "
+                            f"({', '.join(DEGRADATIONS)}) or --daclip WEIGHTS to predict it per image")
+        from .registry import MethodUnavailable
+
+        try:
+            self.method.prepare(self.device)
+        except MethodUnavailable as exc:  # the weights table speaks the benchmark's --weights NAME=PATH
+            raise MethodUnavailable(str(exc).replace(f"--weights {self.method.name}=", "--weights ")) from None
+        self.classifier = None
+        if conditioned:
+            self.classifier = self.method.conditioner.model
+        elif daclip:
+            self.classifier = _load_classifier(daclip, daclip_model, self.device)
+        self._words = None
+
+    @property
+    def name(self) -> str:
+        return self.method.name
+
+    @property
+    def weights_id(self) -> str:
+        return self.method.weights_id
+
+    def predict(self, image: np.ndarray) -> dict[str, float] | None:
+        """Probability of each degradation type (DA-CLIP), or None without a DA-CLIP."""
+        if self.classifier is None:
+            return None
+        import torch
+
+        from .inference import to_tensor
+        from .model import classify, clip_preprocess, degradation_text_features
+
+        model = self.classifier
+        device = next(model.parameters()).device
+        if self._words is None:
+            self._words = degradation_text_features(model)
+        with torch.no_grad():
+            x = clip_preprocess(to_tensor(image, device), image_size=model.image_size)
+            _, probs = classify(model, x, self._words)
+        return {w: float(p) for w, p in zip(DEGRADATIONS, probs[0].tolist())}
+
+    def __call__(self, image: Any) -> Restored:
+        img, label = as_image(image)
+        probs = self.predict(img)
+        degradation = max(probs, key=probs.get) if probs else None
+        task = self.task or degradation or ""
+        out = self.method.restore(img, task)
+        if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != img.shape:
+            raise RuntimeError(f"method {self.name!r} returned {getattr(out, 'dtype', type(out))} "
+                               f"{getattr(out, 'shape', '')} for {label}; expected uint8 {img.shape}")
+        return Restored(out, degradation, probs)
+
+
+def _conditioned_by_daclip(name: str) -> bool:
+    from .methods import SPECS
+
+    return name in SPECS and SPECS[name][0].uses_daclip
+
+
+def _load_classifier(path: str, model: str, device: str):
+    from .checkpoint import load_daclip
+    from .model import daclip_architecture
+    from .weights import WeightsUnavailable, resolve_weights
+
+    try:
+        resolved = resolve_weights("daclip", path)
+    except WeightsUnavailable as exc:
+        raise UserError(f"--daclip: {exc}") from None
+    name, cfg = daclip_architecture(resolved, model)
+    return load_daclip(resolved, model_name=name, device=device, model_cfg=cfg).eval()
+
+
+_CACHE: "OrderedDict[str, Restorer]" = OrderedDict()
+_CACHE_SIZE = 2  # prepared methods kept for repeated restore() calls (the demo switches between two)
+
+
+def get_restorer(method: str = "classical", **kwargs) -> Restorer:
+    """A prepared Restorer, reused across calls with the same arguments (the last two are kept)."""
+    key = json.dumps([method, kwargs], sort_keys=True, default=str)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    restorer = Restorer(method, **kwargs)
+    _CACHE[key] = restorer
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return restorer
+
+
+def restore(image: Any, method: str = "classical", *, task: str | None = None, weights: str | None = None,
+            options: Mapping[str, Any] | None = None, daclip: str | None = None, daclip_model: str = "",
+            device: str | None = None) -> Restored:
+    """Restore one image (a path, a PIL image or an HxWx3 uint8 array) with a registry method.
+
+    Returns ``Restored(image, degradation, probabilities)``: the restored HxWx3 uint8 array (the
+    same pixels ``python -m daclip.restore`` writes) and, with a DA-CLIP, the predicted type.
+    The prepared method is cached, so calling this in a loop loads the weights once.
+    """
+    r = get_restorer(method, task=task, weights=weights, options=dict(options or {}), daclip=daclip,
+                     daclip_model=daclip_model, device=device)
+    return r(image)
+
+
+# -- the record of a run ------------------------------------------------------------------------
+
+def read_record(out: Path) -> dict[str, dict]:
+    path = out / RECORD_JSON
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {exc}; delete it (and the outputs it lists) or use another --out") \
+            from None
+    outputs = data.get("outputs") if isinstance(data, dict) else None
+    if not isinstance(outputs, dict):
+        raise UserError(f"{path} is not a restore record (no 'outputs'); delete it or use another --out")
+    return outputs
+
+
+def write_record(out: Path, record: Mapping[str, dict]) -> None:
+    from builders.io import atomic_write_text
+
+    atomic_write_text(out / RECORD_JSON, json.dumps({"version": 1, "outputs": record}, indent=1, sort_keys=True))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["output", "input", "method", "task", "degradation", "probability", "seconds"])
+    for name in sorted(record):
+        r = record[name]
+        p = r.get("probability")
+        w.writerow([name, r.get("input", ""), r.get("method", ""), r.get("task") or "", r.get("degradation") or "",
+                    "" if p is None else f"{p:.4f}", f"{r.get('seconds', 0):.3f}"])
+    atomic_write_text(out / RECORD_CSV, buf.getvalue())
+
+
+# -- command line -----------------------------------------------------------------------------
+
+def _parse_options(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--option expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m daclip.restore", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("--method", required=True, help="restoration method (--list-methods shows them)")
+    p.add_argument("--out", type=Path, help="output folder (default: restored/<method>)")
+    p.add_argument("--weights", help="the method's weights file (DA-CLIP methods: NET.pth,DACLIP.pt)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method option, repeatable: tile=768, overlap=64, max_pixels=..., steps=50, amp=bf16, ...")
+    p.add_argument("--task", help="degradation type for the type-aware methods (classical): "
+                   + ", ".join(DEGRADATIONS))
+    p.add_argument("--daclip", metavar="WEIGHTS",
+                   help="DA-CLIP weights: conditions a DA-CLIP method; for any other method it predicts each "
+                        "image's degradation type (which classical then uses when --task is not given)")
+    p.add_argument("--daclip-model", default="",
+                   help="architecture of the DA-CLIP weights: open_clip name, toolkit config (tiny) or file "
+                        "(default: recorded beside the weights, else ViT-B-32)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the GPU when there is one)")
+    p.add_argument("--recursive", "-r", action="store_true", help="also take images in subfolders of a folder")
+    p.add_argument("--force", action="store_true", help="restore again even when the output exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--list-methods", action="store_true", help="list the methods and exit")
+    return p
+
+
+def _list_methods() -> str:
+    from .registry import method_specs
+
+    return "\n".join(f"{n:20s} {s.display_name:28s} {'needs weights' if s.needs_weights else 'no weights':14s} "
+                     f"{s.description}" for n, s in method_specs().items())
+
+
+def _check_readable(path: Path) -> None:
+    """Open the file's header (cheap): a file that is not an image is named at once."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - the header is parsed on open
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UserError(f"cannot read image {path}: {exc}") from None
+
+
+def _sha256(path: Path) -> str:
+    from builders.io import sha256_file
+
+    return sha256_file(path)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--list-methods" in argv:
+        print(_list_methods())
+        return 0
+    args = build_parser().parse_args(argv)
+    from .registry import method_specs
+
+    if args.method not in method_specs():
+        raise UserError(f"unknown method {args.method!r}; known methods: {', '.join(method_specs())}")
+    jobs = plan_outputs(collect_inputs(args.inputs, args.recursive))
+    out = args.out if args.out is not None else Path("restored") / args.method
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder")
+    clash = [j for j in jobs if (out / j.output).resolve() == j.source.resolve()]
+    if clash:
+        raise UserError(f"--out {out}: restoring {clash[0].source} would overwrite it; choose another --out")
+
+    for job in jobs:  # an unreadable input fails now, before any weights load or file is written
+        _check_readable(job.source)
+
+    from builders.io import save_image, sha256_bytes
+    from builders.lock import FolderLock
+
+    # Method, options and weights are checked (and loaded) before the output folder is made.
+    restorer = Restorer(args.method, weights=args.weights, options=_parse_options(args.option), task=args.task,
+                        daclip=args.daclip, daclip_model=args.daclip_model, device=args.device)
+    with FolderLock(out, "output folder"):
+        record = read_record(out)
+        todo: list[tuple[Job, str]] = []
+        skipped = 0
+        for job in jobs:
+            if job.note:
+                print(f"{job.source} -> {job.output} ({job.note})", file=sys.stderr)
+            digest = _sha256(job.source)
+            target = out / job.output
+            entry = record.get(job.output)
+            same = (entry is not None and entry.get("input_sha256") == digest and entry.get("method") == restorer.name
+                    and entry.get("weights_id") == restorer.weights_id and entry.get("task_given") == args.task)
+            if not args.force and target.is_file():
+                if same and entry.get("output_sha256") == _sha256(target):
+                    skipped += 1
+                    continue
+                if entry is None:
+                    raise UserError(f"{target} exists and is not listed in {out / RECORD_JSON}; use --force to "
+                                    "overwrite it or choose another --out")
+            todo.append((job, digest))
+        if skipped:
+            print(f"{skipped} of {len(jobs)} outputs already in {out} (--force redoes them)", file=sys.stderr)
+        from tqdm import tqdm
+
+        done = 0
+        try:
+            with tqdm(todo, unit="img", desc=f"restore ({restorer.name})", disable=args.quiet or not todo) as bar:
+                for job, digest in bar:
+                    t0 = time.perf_counter()
+                    result = restorer(job.source)
+                    seconds = time.perf_counter() - t0
+                    data = save_image(out / job.output, result.image)
+                    record[job.output] = {
+                        "input": str(job.source.resolve()), "input_sha256": digest, "method": restorer.name,
+                        "weights_id": restorer.weights_id, "task_given": args.task,
+                        "task": args.task or result.degradation, "degradation": result.degradation,
+                        "probability": result.probability, "output_sha256": sha256_bytes(data),
+                        "seconds": round(seconds, 4), "width": int(result.image.shape[1]),
+                        "height": int(result.image.shape[0]),
+                    }
+                    if result.degradation is not None:
+                        tqdm.write(f"{job.source}: {result.degradation} ({100 * result.probability:.1f}%)")
+                    done += 1
+                    if done % FLUSH_EVERY == 0:
+                        write_record(out, record)
+        finally:
+            if done:
+                write_record(out, record)
+    print(f"restored {done} image(s) into {out}" + (f"; types in {out / RECORD_CSV}" if restorer.classifier else ""))
+    return 0
+
+
+class _CallableModule(types.ModuleType):
+    """``daclip.restore`` is this module and the function: ``daclip.restore(img, method=...)``."""
+
+    def __call__(self, *args, **kwargs) -> Restored:
+        return restore(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+if __name__ == "__main__":
+    raise SystemExit(main())
