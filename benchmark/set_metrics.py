@@ -29,7 +29,7 @@ class InceptionFeatures:
         self.device = "cpu"
 
     def prepare(self, weights_dir: Path, device: str) -> None:
-        from .weights import WEIGHTS, unavailable_reason
+        from .weights import WeightsProblem, load_state_dict, unavailable_reason
 
         reason = unavailable_reason("fid", weights_dir)
         if reason:
@@ -38,10 +38,21 @@ class InceptionFeatures:
             return
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-        path = WEIGHTS["inception-v3-compat"].path(weights_dir)
-        # torch-fidelity unpickles with weights_only=False; refuse anything but plain tensors first.
-        torch.load(path, map_location="cpu", weights_only=True)
-        self.net = FeatureExtractorInceptionV3(EXTRACTOR, ["2048"], feature_extractor_weights_path=str(path)).eval()
+        try:
+            state = load_state_dict("inception-v3-compat", weights_dir)  # verified, restricted loader
+        except WeightsProblem as exc:
+            raise MetricUnavailable(str(exc)) from None
+        # torch-fidelity reads its weights with torch.load(weights_only=False): it gets the
+        # tensors just read, re-serialised in memory, never the file.
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        buf.seek(0)
+        try:
+            net = FeatureExtractorInceptionV3(EXTRACTOR, ["2048"], feature_extractor_weights_path=buf)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise MetricUnavailable(f"{weights_dir}: the Inception weights do not fit torch-fidelity's "
+                                    f"{EXTRACTOR} ({str(exc).splitlines()[0]})") from None
+        self.net = net.eval()
         self.device = device
         self.net.to(device)
 

@@ -68,7 +68,8 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
         "tasks": list(cfg.tasks),
         "counts": {t: int(counts.get(t, 0)) for t in cfg.tasks},
         "methods": [{"name": m.name, "display": m.display_name, "weights_id": m.weights_id,
-                     "uses_task_label": m.uses_task_label, "seed": getattr(m, "seed", None)} for m in result.methods],
+                     "uses_task_label": m.uses_task_label, "seed": getattr(m, "seed", None),
+                     "settings": dict(getattr(m, "settings", {}) or {})} for m in result.methods],
         "metrics": [{"name": n, "display": get_metric(n).display, "higher_is_better": get_metric(n).higher_is_better,
                      "fmt": get_metric(n).fmt, "description": get_metric(n).description, "kind": get_metric(n).kind}
                     for n in result.metrics],

@@ -24,9 +24,10 @@ from builders.errors import UserError, cli_entry
 from builders.io import read_image
 from builders.manifest import read_manifest
 
-from .checkpoint import load_daclip, load_torch, save_torch_atomic
+from .checkpoint import load_daclip, save_torch_atomic
 from .dist import default_device
 from .model import DaCLIP, clip_preprocess, create_daclip, load_model_cfg
+from .safe_load import load_checkpoint
 
 CACHE_DIR = "embeddings"
 FORMAT_VERSION = 1
@@ -84,7 +85,7 @@ class EmbeddingTable:
 
 
 def load_embeddings(path: str | Path) -> EmbeddingTable:
-    obj = load_torch(path)
+    obj = load_checkpoint(path, what="embedding cache")
     if not isinstance(obj, dict) or obj.get("version") != FORMAT_VERSION:
         raise UserError(f"{path} is not a DA-CLIP embedding cache (version {FORMAT_VERSION})")
     return EmbeddingTable(list(obj["keys"]), obj["content"], obj["degradation"], obj.get("fingerprint", ""))

@@ -29,6 +29,9 @@ class Method:
     display_name: str = ""
     #: Identifies the weights (e.g. sha256 prefix); part of the cache key of restored images.
     weights_id: str = "none"
+    #: Resolved options that change the outputs (input protocol, DA-CLIP precision, ...), as
+    #: shown with the results; set by prepare().
+    settings: Mapping[str, object] = {}
     #: True when the method is told the degradation type (an oracle); shown in the report.
     uses_task_label: bool = False
 

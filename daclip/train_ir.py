@@ -36,8 +36,9 @@ from builders.tasks import parse_tasks
 
 from . import dist as dist_utils
 from .checkpoint import save_torch_atomic
-from .inference import DaclipConditioner, apply_fitted
+from .inference import DaclipConditioner, apply_fitted, resolve_daclip_amp
 from .methods import SPECS, NetSpec
+from .safe_load import load_checkpoint
 from .sde import IRSDE, make_generator
 
 TINY_DACLIP_CFG = Path(__file__).with_name("configs") / "tiny.yaml"
@@ -166,7 +167,7 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     daclip: str = ""
-    daclip_model: str = "ViT-B-32"
+    daclip_model: str = ""  # '' = the method's (ViT-B-32; ViT-L-14 for wild-ir)
     device: str = ""
     threads: int = 0
 
@@ -293,8 +294,10 @@ def load_conditioner(cfg: TrainConfig, out: Path, device, info) -> tuple[DaclipC
         dist_utils.barrier()
     elif not path.is_file():
         raise UserError(f"DA-CLIP weights not found: {path}")
-    model = load_daclip(path, model_name=cfg.daclip_model, device=device, model_cfg=model_cfg)
-    return DaclipConditioner(model), model_cfg, str(path.resolve())
+    spec = SPECS[cfg.method][0]
+    model = load_daclip(path, model_name=cfg.daclip_model or spec.daclip_model, device=device, model_cfg=model_cfg)
+    # fp16 autocast on a GPU, as the official training and test scripts encode.
+    return DaclipConditioner(model, amp=resolve_daclip_amp("auto", device)), model_cfg, str(path.resolve())
 
 
 # -- training loop --------------------------------------------------------------------------
@@ -389,14 +392,22 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> dict
     step = 0
     last_path = out / "last.pt"
     if resume and last_path.is_file():
-        ck = torch.load(last_path, map_location="cpu", weights_only=True)
-        net.load_state_dict(ck["model"])
-        ema.model.load_state_dict(ck["ema"])
-        ema.updates = int(ck.get("ema_updates", 0))
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+        ck = load_checkpoint(last_path, what="training checkpoint")
+        needed = ("model", "ema", "optimizer", "scheduler", "step")
+        if not isinstance(ck, dict) or any(k not in ck for k in needed):
+            raise UserError(f"{last_path} is not a daclip.train_ir checkpoint (needs {', '.join(needed)}); "
+                            "delete it or pick another --out to start afresh")
+        try:
+            net.load_state_dict(ck["model"])
+            ema.model.load_state_dict(ck["ema"])
+            ema.updates = int(ck.get("ema_updates", 0))
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            step = int(ck["step"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{last_path} does not fit this run ({str(exc).splitlines()[0]}); resume with "
+                            "the options it was trained with, or pick another --out") from None
         sched.T_max = max(1, cfg.iters)  # a resumed run may extend --iters: stretch the cosine
-        step = int(ck["step"])
     elif resume and info.is_main:
         print(f"no checkpoint at {last_path}; starting from scratch")
 
@@ -529,7 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="data loader workers per rank")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--daclip", default="", help="DA-CLIP weights for ours/nafnet-daclip, or 'tiny' for a random tiny one")
-    p.add_argument("--daclip-model", default="ViT-B-32", help="open_clip model name of the DA-CLIP weights")
+    p.add_argument("--daclip-model", default="", help="open_clip model name of the DA-CLIP weights (default: the "
+                   "method's: ViT-B-32, ViT-L-14 for wild-ir)")
     p.add_argument("--device", default="", help="cpu, cuda, cuda:1 (default: this rank's GPU, else CPU)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads per process (0: torch default; 1 is fastest on a busy CPU)")

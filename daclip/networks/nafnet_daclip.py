@@ -18,7 +18,7 @@ with :func:`init_from_nafnet`. With both contexts ``None`` it is plain NAFNet.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
@@ -84,12 +84,18 @@ class NAFNetDAClipConfig:
     head_channels: int = 32  # cross-attention heads = channels // head_channels
 
 
+def _backbone(cfg) -> dict:
+    """The NAFNet preset's backbone sizes (its test-time pooling option does not apply here)."""
+    own = {f.name for f in fields(NAFNetDAClipConfig)}
+    return {k: v for k, v in asdict(cfg).items() if k in own}
+
+
 NAFNET_DACLIP_CONFIGS: dict[str, NAFNetDAClipConfig] = {
-    name: NAFNetDAClipConfig(**asdict(cfg)) for name, cfg in NAFNET_CONFIGS.items() if name != "tiny"
+    name: NAFNetDAClipConfig(**_backbone(cfg)) for name, cfg in NAFNET_CONFIGS.items() if name != "tiny"
 }
 NAFNET_DACLIP_CONFIGS["tiny"] = NAFNetDAClipConfig(
     # context_dim 32 = the embedding width of the tiny DA-CLIP test config (daclip/configs/tiny.yaml).
-    **asdict(NAFNET_CONFIGS["tiny"]), context_dim=32, cond_dim=8, head_channels=8)
+    **_backbone(NAFNET_CONFIGS["tiny"]), context_dim=32, cond_dim=8, head_channels=8)
 
 
 class NAFNetDAClip(NAFNet):
