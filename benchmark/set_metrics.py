@@ -42,7 +42,7 @@ class InceptionFeatures:
             state = load_state_dict("inception-v3-compat", weights_dir)  # verified, restricted loader
         except WeightsProblem as exc:
             raise MetricUnavailable(str(exc)) from None
-        # torch-fidelity reads its weights with torch.load(weights_only=False): it gets the
+        # torch-fidelity unpickles whatever it is given, without restrictions: it gets the
         # tensors just read, re-serialised in memory, never the file.
         buf = io.BytesIO()
         torch.save(state, buf)

@@ -218,19 +218,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'present' if path.is_file() else 'missing':8s} {path}  size {_size_text(m.size)}, {digest}, "
                   f"from {where}  ({m.note})")
         return 0
-    for path in fetch(keys, wdir, mirror=args.mirror):
-        print(f"ok {path}")
-    if entries:
-        from daclip.weights import WeightsUnavailable, resolve_weights
+    from builders.lock import FolderLock
 
-        failed = []
-        for e in entries:
-            try:
-                print(f"ok {resolve_weights(e, root=wdir)}")
-            except WeightsUnavailable as exc:
-                failed.append(str(exc))
-        if failed:
-            raise UserError("; ".join(failed))
+    with FolderLock(wdir, "weights folder"):  # one writer of the folder at a time
+        for path in fetch(keys, wdir, mirror=args.mirror):
+            print(f"ok {path}")
+        if entries:
+            from daclip.weights import WeightsUnavailable, resolve_weights
+
+            failed = []
+            for e in entries:
+                try:
+                    print(f"ok {resolve_weights(e, root=wdir)}")
+                except WeightsUnavailable as exc:
+                    failed.append(str(exc))
+            if failed:
+                raise UserError("; ".join(failed))
     return 0
 
 

@@ -18,10 +18,11 @@ _LAZY = {
     "save_daclip": "daclip.checkpoint",
     "load_network": "daclip.networks.loading",
     "build_network": "daclip.networks.registry",
+    "load_checkpoint": "daclip.safe_load",
 }
 
 __all__ = ["DaCLIP", "classify", "clip_preprocess", "create_daclip", "degradation_text_features",
-           "load_daclip", "save_daclip", "load_network", "build_network"]
+           "load_daclip", "save_daclip", "load_network", "build_network", "load_checkpoint"]
 
 
 def __getattr__(name: str):

@@ -3,7 +3,7 @@
     python -m daclip.embed --root DATASET --checkpoint daclip_ViT-B-32.pt
 
 The embeddings (unnormalised, as the restoration networks consume them) are cached in
-``<root>/embeddings/<model fingerprint>.pt``, keyed by the LQ file's sha256 from the
+``<root>/embeddings/<model fingerprint>-v<format>.pt``, keyed by the LQ file's sha256 from the
 manifest; a second run (or restoration training, or the benchmark) reuses them and only
 computes images that are new. The fingerprint is a hash of the model weights, so a
 different checkpoint never reads stale vectors.
@@ -30,7 +30,9 @@ from .model import DaCLIP, clip_preprocess, create_daclip, load_model_cfg
 from .safe_load import load_checkpoint
 
 CACHE_DIR = "embeddings"
-FORMAT_VERSION = 1
+# 2: the official test-time preprocessing (PIL bicubic on the uint8 LQ, torchvision rounding);
+# caches of version 1 (tensor-side resize) are not reused.
+FORMAT_VERSION = 2
 
 
 def model_fingerprint(model: DaCLIP) -> str:
@@ -50,7 +52,7 @@ def model_fingerprint(model: DaCLIP) -> str:
 
 
 def embeddings_path(root: str | Path, fingerprint: str) -> Path:
-    return Path(root) / CACHE_DIR / f"{fingerprint}.pt"
+    return Path(root) / CACHE_DIR / f"{fingerprint}-v{FORMAT_VERSION}.pt"
 
 
 @dataclass

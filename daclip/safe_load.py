@@ -24,6 +24,7 @@ import importlib
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -246,7 +247,9 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         except Exception as exc:  # noqa: BLE001 - header/IO errors come in several types
             raise UserError(f"{path}: not a readable {what} ({_reason(exc)})") from None
     try:
-        with torch.serialization.safe_globals(allowed_globals()):
+        with torch.serialization.safe_globals(allowed_globals()), warnings.catch_warnings():
+            # torch warns about pickle protocols it did not write; the outcome is reported instead.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         # A refusal, or a pickle torch cannot even step through (protocol 4 frames of a raw

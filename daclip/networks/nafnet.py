@@ -91,7 +91,8 @@ class LocalAvgPool(nn.Module):
         if self.kernel >= h and self.kernel >= w:
             return F.adaptive_avg_pool2d(x, 1)
         kh, kw = min(h, self.kernel), min(w, self.kernel)
-        table = F.pad(x.float().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+        acc = x.to(torch.promote_types(x.dtype, torch.float32))  # summed in fp32 at least, as upstream
+        table = F.pad(acc.cumsum(-1).cumsum(-2), (1, 0, 1, 0))
         box = (table[..., kh:, kw:] - table[..., :-kh, kw:] - table[..., kh:, :-kw] + table[..., :-kh, :-kw])
         box = (box / (kh * kw)).to(x.dtype)
         ph, pw = h - box.shape[-2], w - box.shape[-1]
