@@ -254,17 +254,22 @@ class _Lpips:
     """LPIPS (AlexNet, v0.1) from the weights folder only: both files verified against their
     digests and read by the restricted loader."""
 
+    KEYS = ("alexnet-imagenet", "lpips-alex-v0.1")
+
     def __init__(self):
         self.model = None
+        self.source: tuple = ()  # (digests, device) the model was built from
 
     def prepare(self, weights_dir: Path, device: str) -> None:
-        from .weights import WeightsProblem, load_state_dict, unavailable_reason
+        from .weights import WeightsProblem, file_digest, load_state_dict, unavailable_reason
 
         reason = unavailable_reason("lpips", weights_dir)
         if reason:
             raise MetricUnavailable(reason)
-        if self.model is not None:
-            return
+        source = (tuple(file_digest(k, weights_dir) for k in self.KEYS), str(device))
+        if self.model is not None and self.source == source:
+            return  # the same files: reuse (another folder or file is loaded afresh)
+        self.model = None
         try:
             alex, lin = load_state_dict("alexnet-imagenet", weights_dir), load_state_dict("lpips-alex-v0.1", weights_dir)
         except WeightsProblem as exc:
@@ -274,7 +279,7 @@ class _Lpips:
             model.load_weights(alex, lin, source=f"LPIPS weights in {weights_dir}")
         except UserError as exc:
             raise MetricUnavailable(str(exc)) from None
-        self.model = model.to(device)
+        self.model, self.source = model.to(device), source
 
     def __call__(self, out: np.ndarray, gt: np.ndarray) -> float:
         if self.model is None:

@@ -27,15 +27,18 @@ class InceptionFeatures:
     def __init__(self):
         self.net = None
         self.device = "cpu"
+        self.source: tuple = ()  # (digest, device) the network was built from
 
     def prepare(self, weights_dir: Path, device: str) -> None:
-        from .weights import WeightsProblem, load_state_dict, unavailable_reason
+        from .weights import WeightsProblem, file_digest, load_state_dict, unavailable_reason
 
         reason = unavailable_reason("fid", weights_dir)
         if reason:
             raise MetricUnavailable(reason)
-        if self.net is not None:
-            return
+        source = (file_digest("inception-v3-compat", weights_dir), str(device))
+        if self.net is not None and self.source == source:
+            return  # the same file: reuse (another folder or file is loaded afresh)
+        self.net = None
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         try:
@@ -55,6 +58,7 @@ class InceptionFeatures:
         self.net = net.eval()
         self.device = device
         self.net.to(device)
+        self.source = source
 
     @torch.no_grad()
     def __call__(self, images: list[np.ndarray]) -> np.ndarray:

@@ -135,6 +135,14 @@ def verify_file(w: WeightFile, wdir: Path) -> Path:
     return path
 
 
+def file_digest(key: str, wdir: Path) -> str:
+    """The sha256 of weights ``key`` in ``wdir``, verified (what a loaded network was built from)."""
+    w = WEIGHTS[key]
+    path = verify_file(w, wdir)
+    st = path.stat()
+    return _verified[(str(path.resolve()), st.st_size, st.st_mtime_ns)]
+
+
 def load_state_dict(key: str, wdir: Path) -> dict:
     """The verified state dict of weights ``key``, read by the restricted loader (never run)."""
     import torch

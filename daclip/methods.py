@@ -315,22 +315,26 @@ _OURS_OPTIONS = ("options steps, sampler (posterior|sde|ode), seed, clip_x0 (0|1
 # default; protocol=crop is their test scripts' centre crop to a multiple of 16.
 _PAD_OR_CROP = "protocol pad (default: reflect-pad, crop back) or crop (upstream: centre crop to 16, rim kept)"
 
+
+def _daclip_sde(network: str, **kw) -> NetSpec:
+    """The DA-CLIP IR-SDE releases: max_sigma 50, posterior sampling, the UNet pads itself."""
+    return NetSpec(network, Fit("none", 16), uses_daclip=True, sde=SDEConfig(max_sigma=50), sampler="posterior", **kw)
+
+
 SPECS: dict[str, tuple[NetSpec, type[NetworkMethod], str, str]] = {
     "ours": (
-        NetSpec("ours", Fit("none", 16), uses_daclip=True, sde=SDEConfig(max_sigma=50), sampler="posterior"),
+        _daclip_sde("ours"),
         DiffusionMethod, "Ours (IR-SDE + DA-CLIP)",
         f"DA-CLIP-conditioned IR-SDE (universal-ir.pth + daclip_ViT-B-32.pt), posterior sampling; {_OURS_OPTIONS}",
     ),
     "ours-mix": (
-        NetSpec("ours", Fit("none", 16), uses_daclip=True, weights="ours-mix", daclip_weights="daclip-mix",
-                sde=SDEConfig(max_sigma=50), sampler="posterior"),
+        _daclip_sde("ours", weights="ours-mix", daclip_weights="daclip-mix"),
         DiffusionMethod, "Ours-mix (IR-SDE + DA-CLIP-mix)",
         "the authors' robust 'mix' release (universal-ir-mix.pth + daclip_ViT-B-32_mix.pt, trained with added "
         f"blur, blur+rain and inpainting mixtures); {_OURS_OPTIONS}",
     ),
     "wild-ir": (
-        NetSpec("wild-ir", Fit("none", 16), uses_daclip=True, daclip_weights="daclip-wild", daclip_model="ViT-L-14",
-                sde=SDEConfig(max_sigma=50), sampler="posterior"),
+        _daclip_sde("wild-ir", daclip_weights="daclip-wild", daclip_model="ViT-L-14"),
         DiffusionMethod, "Wild-IR (IR-SDE + DA-CLIP ViT-L-14)",
         "the follow-up paper's wild-ir.pth (context 768, no degradation prompt, learned 0.5x down/up-sampling) "
         f"conditioned by wild-daclip_ViT-L-14.pt; {_OURS_OPTIONS}",

@@ -85,6 +85,8 @@ def test_hostile_lpips_weights_never_run(tmp_path, standins, small_set, key):
     """A hostile alexnet-owt-7be5be79.pth or LPIPS_v0.1_alex-df73285e.pth in --weights-dir."""
     from benchmark.weights import WEIGHTS
 
+    with standin_digests(standins):  # a clean folder first: LPIPS is built and kept in memory
+        assert "lpips" not in _run(small_set, standins, tmp_path / "run0", "psnr,lpips")["unavailable"]
     wdir = weights_folder(tmp_path, standins)
     marker = tmp_path / "code-ran"
     path = hostile_state_dict(WEIGHTS[key].path(wdir), marker)
@@ -100,7 +102,8 @@ def test_hostile_lpips_weights_never_run(tmp_path, standins, small_set, key):
     reason = s["unavailable"]["lpips"]
     assert reason.startswith(f"{path}: sha256 ") and "does not match the released file" in reason
     assert [m["name"] for m in s["metrics"]] == ["psnr"]
-    # Even a file whose digest is trusted is refused by the loader, naming the global.
+    # Even a file whose digest is trusted is refused by the loader, naming the global (and the
+    # network built from the clean folder is not reused for another folder's files).
     with standin_digests(wdir):
         s = _run(small_set, wdir, tmp_path / "run2", "psnr,lpips")
     assert not marker.exists()
