@@ -342,3 +342,19 @@ def test_no_reader_bypasses_the_restricted_loader():
                 calls.append(py.relative_to(root).as_posix())
     assert calls == ["daclip/safe_load.py"]
     assert "weights_only=False)" not in (root / "daclip" / "safe_load.py").read_text()
+
+
+def test_safetensors_clip_weights_load_without_pickle(tmp_path):
+    from safetensors.torch import save_file
+
+    from daclip.model import build_clip, load_model_cfg
+
+    cfg = load_model_cfg("tiny")
+    torch.manual_seed(0)
+    src = randomise(build_clip(model_cfg=cfg), 2)
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, tmp_path / "open_clip_model.safetensors")
+    clip = build_clip(model_cfg=cfg, pretrained=str(tmp_path / "open_clip_model.safetensors"))
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), clip.state_dict().values()))
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(UserError, match="bad.safetensors: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "bad.safetensors")
