@@ -8,11 +8,13 @@ are uint8-rounded before scoring, as in the official test script) and crop a 4-p
   mean over RGB channels). pyiqa's ``ssimc`` is *not* used: it clamps the contrast-structure
   term at zero (F.relu), which changes the score wherever local structure is anti-correlated.
 - ``psnr_y`` / ``ssim_y``: the same on BasicSR's BT.601 Y channel (logged, not headline).
-- ``lpips``: LPIPS v0.1 with AlexNet through pyiqa, full image, inputs scaled to [-1, 1].
+- ``lpips``: LPIPS v0.1 with AlexNet (pyiqa's formula and weight files), full image, inputs
+  scaled to [-1, 1].
 - ``fid`` / ``kid``: per-type set metrics on Inception features (see benchmark.set_metrics).
 
-Metrics that need weights read them from the weights folder (benchmark.weights) and are
-reported unavailable, with the missing file named, when they are not there.
+Metrics that need weights read them from the weights folder (benchmark.weights), verified
+and unpickled by the toolkit's restricted loader, and are reported unavailable, with the
+file and the reason named, when they are missing, fail their digest or are refused.
 """
 
 from __future__ import annotations
@@ -181,32 +183,111 @@ register_metric(Metric("ssim_y", "SSIM-Y", True, ssim_y, ".3f", headline=False, 
 # ---------------------------------------------------------------- LPIPS
 
 
+class LpipsAlex(torch.nn.Module):
+    """LPIPS v0.1 with the AlexNet backbone (Zhang et al. 2018), as pyiqa and the lpips package
+    compute it; module names follow pyiqa's so its weight files load by key.
+
+    The networks are built empty and filled from state dicts that the caller read (the
+    restricted loader): no library loads or unpickles a weights file.
+    """
+
+    CHANNELS = (64, 192, 384, 256, 256)
+    SLICES = ((0, 2), (2, 5), (5, 8), (8, 10), (10, 12))  # AlexNet.features up to each ReLU
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.models import alexnet
+
+        features = alexnet(weights=None).features
+        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1), persistent=False)
+        self.net = torch.nn.Module()
+        for n, (lo, hi) in enumerate(self.SLICES, start=1):
+            sl = torch.nn.Sequential()
+            for i in range(lo, hi):
+                sl.add_module(str(i), features[i])
+            setattr(self.net, f"slice{n}", sl)
+        for k, c in enumerate(self.CHANNELS):
+            # index 0 is the (test-time inert) dropout of the original; the 1x1 conv is "model.1"
+            lin = torch.nn.Module()
+            lin.model = torch.nn.Sequential(torch.nn.Dropout(), torch.nn.Conv2d(c, 1, 1, bias=False))
+            setattr(self, f"lin{k}", lin)
+        self.requires_grad_(False)
+        self.eval()
+
+    def load_weights(self, alexnet_sd: dict, lpips_sd: dict, source: str = "LPIPS weights") -> None:
+        """AlexNet ImageNet weights (torchvision keys) and the LPIPS linear layers, strictly."""
+        from daclip.networks.loading import load_state_dict_strict
+
+        feats = {k[len("features."):]: v for k, v in alexnet_sd.items() if k.startswith("features.")}
+        slice_of = {i: n for n, (lo, hi) in enumerate(self.SLICES, start=1) for i in range(lo, hi)}
+        state = {f"net.slice{slice_of[int(k.split('.')[0])]}.{k}": v for k, v in feats.items()
+                 if k.split(".")[0].isdigit() and int(k.split(".")[0]) in slice_of}
+        # pyiqa's file holds lin<k>.model.1.weight (and, saved from the whole module, lins.<k>.*
+        # duplicates and the backbone): the same keys, loaded the way pyiqa does.
+        lins = {k: v for k, v in lpips_sd.items() if k.startswith(("lin0.", "lin1.", "lin2.", "lin3.", "lin4."))}
+        backbone = {k: v for k, v in lpips_sd.items() if k.startswith("net.slice")}
+        state.update(backbone)
+        state.update(lins)
+        load_state_dict_strict(self, state, source)
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """Distance per image of [B,3,H,W] images in 0..1 (scaled to -1..1 first)."""
+        a, b = (self._scaled(2 * t - 1) for t in (x, ref))
+        total = 0
+        for k in range(len(self.CHANNELS)):
+            sl = getattr(self.net, f"slice{k + 1}")
+            a, b = sl(a), sl(b)
+            d = (self._unit(a) - self._unit(b)) ** 2
+            total = total + getattr(self, f"lin{k}").model(d).mean(dim=(2, 3), keepdim=True)
+        return total.flatten()
+
+    def _scaled(self, t: torch.Tensor) -> torch.Tensor:
+        return (t - self.shift) / self.scale
+
+    @staticmethod
+    def _unit(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+        return f / (f.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
+
+
 class _Lpips:
-    """pyiqa's LPIPS (AlexNet, v0.1) built from the weights folder only."""
+    """LPIPS (AlexNet, v0.1) from the weights folder only: both files verified against their
+    digests and read by the restricted loader."""
+
+    KEYS = ("alexnet-imagenet", "lpips-alex-v0.1")
 
     def __init__(self):
         self.model = None
+        self.source: tuple = ()  # (digests, device) the model was built from
 
     def prepare(self, weights_dir: Path, device: str) -> None:
-        from .weights import WEIGHTS, unavailable_reason, use_weights_dir
+        from .weights import WeightsProblem, file_digest, load_state_dict, unavailable_reason
 
         reason = unavailable_reason("lpips", weights_dir)
         if reason:
             raise MetricUnavailable(reason)
-        if self.model is not None:
-            return
-        import pyiqa
-
-        use_weights_dir(weights_dir)  # torchvision finds the AlexNet backbone in the hub cache
-        lin = WEIGHTS["lpips-alex-v0.1"].path(weights_dir)
-        self.model = pyiqa.create_metric("lpips", net="alex", version="0.1", pretrained_model_path=str(lin),
-                                         device=device)
+        source = (tuple(file_digest(k, weights_dir) for k in self.KEYS), str(device))
+        if self.model is not None and self.source == source:
+            return  # the same files: reuse (another folder or file is loaded afresh)
+        self.model = None
+        try:
+            alex, lin = load_state_dict("alexnet-imagenet", weights_dir), load_state_dict("lpips-alex-v0.1", weights_dir)
+        except WeightsProblem as exc:
+            raise MetricUnavailable(str(exc)) from None
+        model = LpipsAlex()
+        try:
+            model.load_weights(alex, lin, source=f"LPIPS weights in {weights_dir}")
+        except UserError as exc:
+            raise MetricUnavailable(str(exc)) from None
+        self.model, self.source = model.to(device), source
 
     def __call__(self, out: np.ndarray, gt: np.ndarray) -> float:
         if self.model is None:
             raise MetricUnavailable("lpips used before setup()")
-        t = lambda x: to_tensor(x).to(torch.float32)  # noqa: E731
-        return float(self.model(t(out), t(gt)).item())
+        dev = self.model.shift.device
+        t = lambda x: to_tensor(x).to(device=dev, dtype=torch.float32)  # noqa: E731
+        with torch.no_grad():
+            return float(self.model(t(out), t(gt)).item())
 
 
 _lpips = _Lpips()

@@ -27,23 +27,38 @@ class InceptionFeatures:
     def __init__(self):
         self.net = None
         self.device = "cpu"
+        self.source: tuple = ()  # (digest, device) the network was built from
 
     def prepare(self, weights_dir: Path, device: str) -> None:
-        from .weights import WEIGHTS, unavailable_reason
+        from .weights import WeightsProblem, file_digest, load_state_dict, unavailable_reason
 
         reason = unavailable_reason("fid", weights_dir)
         if reason:
             raise MetricUnavailable(reason)
-        if self.net is not None:
-            return
+        source = (file_digest("inception-v3-compat", weights_dir), str(device))
+        if self.net is not None and self.source == source:
+            return  # the same file: reuse (another folder or file is loaded afresh)
+        self.net = None
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-        path = WEIGHTS["inception-v3-compat"].path(weights_dir)
-        # torch-fidelity unpickles with weights_only=False; refuse anything but plain tensors first.
-        torch.load(path, map_location="cpu", weights_only=True)
-        self.net = FeatureExtractorInceptionV3(EXTRACTOR, ["2048"], feature_extractor_weights_path=str(path)).eval()
+        try:
+            state = load_state_dict("inception-v3-compat", weights_dir)  # verified, restricted loader
+        except WeightsProblem as exc:
+            raise MetricUnavailable(str(exc)) from None
+        # torch-fidelity unpickles whatever it is given, without restrictions: it gets the
+        # tensors just read, re-serialised in memory, never the file.
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        buf.seek(0)
+        try:
+            net = FeatureExtractorInceptionV3(EXTRACTOR, ["2048"], feature_extractor_weights_path=buf)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise MetricUnavailable(f"{weights_dir}: the Inception weights do not fit torch-fidelity's "
+                                    f"{EXTRACTOR} ({str(exc).splitlines()[0]})") from None
+        self.net = net.eval()
         self.device = device
         self.net.to(device)
+        self.source = source
 
     @torch.no_grad()
     def __call__(self, images: list[np.ndarray]) -> np.ndarray:

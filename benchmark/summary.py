@@ -79,7 +79,8 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
         "methods": [{"name": m.name, "display": m.display_name, "weights_id": m.weights_id,
                      "uses_task_label": m.uses_task_label, "seed": getattr(m, "seed", None),
                      "num_params": getattr(m, "num_params", None), "daclip_params": getattr(m, "daclip_params", None),
-                     "seconds_per_megapixel": _seconds_per_megapixel(outputs, result.items, m)}
+                     "seconds_per_megapixel": _seconds_per_megapixel(outputs, result.items, m),
+                     "settings": dict(getattr(m, "settings", {}) or {})}
                     for m in result.methods],
         "metrics": [{"name": n, "display": get_metric(n).display, "higher_is_better": get_metric(n).higher_is_better,
                      "fmt": get_metric(n).fmt, "description": get_metric(n).description, "kind": get_metric(n).kind}

@@ -5,21 +5,30 @@ benchmark command then reads it through ``--weights-dir`` (or $DACLIP_WEIGHTS). 
 never downloads by itself and never scores with random weights: a metric whose files are
 missing is reported unavailable with the file it needs.
 
-Layout inside the folder mirrors the caches the libraries already use, so pyiqa and
-torchvision find the files where they look:
+Layout inside the folder mirrors the caches the libraries use:
     torch/hub/checkpoints/<torchvision and torch-fidelity files>
     torch/hub/pyiqa/<pyiqa files>
+
+The folder is meant to be copied between machines, so nothing in it is trusted: every file
+is checked against its digest before use (the sha256 prefix its hub name carries, as
+torch.hub's ``check_hash`` does, or the full sha256 where one is known) and read by the
+toolkit's restricted loader (:mod:`daclip.safe_load`); the state dicts are then handed to the
+networks. No library ever unpickles a file from this folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from builders.errors import UserError, cli_entry
+
+# torch.hub's convention (HASH_REGEX): "<name>-<first hex digits of the sha256>.<ext>".
+HUB_HASH = re.compile(r"-([a-f0-9]{8,})\.")
 
 DEFAULT_DIR = Path(os.environ.get("DACLIP_WEIGHTS", Path.home() / ".cache" / "daclip-toolkit" / "weights"))
 
@@ -31,11 +40,24 @@ class WeightFile:
     url: str
     subdir: str  # relative to the weights folder
     used_by: tuple[str, ...]  # metric names
-    sha256: str | None = None  # verified when known
+    sha256: str | None = None  # the full digest, verified when known
+    size: int | None = None  # bytes, verified when known
     note: str = ""
 
     def path(self, weights_dir: Path) -> Path:
         return Path(weights_dir) / self.subdir / self.filename
+
+    @property
+    def digest_prefix(self) -> str | None:
+        """What the file's sha256 must start with: the full digest, else its hub name's prefix."""
+        if self.sha256:
+            return self.sha256.lower()
+        m = HUB_HASH.search(self.filename)
+        return m.group(1) if m else None
+
+
+class WeightsProblem(UserError):
+    """A metric-weights file is missing, fails its digest, or is refused by the loader."""
 
 
 def _table() -> dict[str, WeightFile]:
@@ -73,34 +95,94 @@ def missing_for(metric: str, wdir: Path) -> list[WeightFile]:
 
 
 def unavailable_reason(metric: str, wdir: Path) -> str | None:
+    """Why ``metric`` cannot run from ``wdir`` (missing or bad files), or None when it can."""
     missing = missing_for(metric, wdir)
-    if not missing:
-        return None
-    names = ", ".join(str(w.path(wdir)) for w in missing)
-    return (f"missing weights {names}; run `python -m benchmark.weights fetch --metrics {metric} "
-            f"--weights-dir {wdir}` on a machine with internet and copy the folder")
+    if missing:
+        names = ", ".join(str(w.path(wdir)) for w in missing)
+        return (f"missing weights {names}; run `python -m benchmark.weights fetch --metrics {metric} "
+                f"--weights-dir {wdir}` on a machine with internet and copy the folder")
+    for w in files_for(metric):
+        try:
+            verify_file(w, wdir)
+        except WeightsProblem as exc:
+            return str(exc)
+    return None
 
 
-def use_weights_dir(wdir: Path) -> None:
-    """Point torch hub (torchvision, pyiqa and torch-fidelity caches) at the weights folder."""
+_verified: dict[tuple, str] = {}  # (path, size, mtime_ns) -> sha256, for files verified in this process
+
+
+def verify_file(w: WeightFile, wdir: Path) -> Path:
+    """The file's path once its size and digest check out; WeightsProblem naming both values."""
+    from builders.io import sha256_file
+
+    path = w.path(wdir)
+    if not path.is_file():
+        raise WeightsProblem(f"missing weights {path}")
+    st = path.stat()
+    if w.size is not None and st.st_size != w.size:
+        raise WeightsProblem(f"{path}: {st.st_size} bytes, expected {w.size}; delete it and run "
+                             f"`python -m benchmark.weights fetch --weights-dir {wdir}`")
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    digest = _verified.get(key) or sha256_file(path)
+    want = w.digest_prefix
+    if want and not digest.startswith(want):
+        raise WeightsProblem(
+            f"{path}: sha256 {digest} does not match the released file (expected {want}"
+            f"{'' if w.sha256 else '...'}); it is corrupt or not the original: delete it and run "
+            f"`python -m benchmark.weights fetch --weights-dir {wdir}`")
+    _verified[key] = digest
+    return path
+
+
+def file_digest(key: str, wdir: Path) -> str:
+    """The sha256 of weights ``key`` in ``wdir``, verified (what a loaded network was built from)."""
+    w = WEIGHTS[key]
+    path = verify_file(w, wdir)
+    st = path.stat()
+    return _verified[(str(path.resolve()), st.st_size, st.st_mtime_ns)]
+
+
+def load_state_dict(key: str, wdir: Path) -> dict:
+    """The verified state dict of weights ``key``, read by the restricted loader (never run)."""
     import torch
 
-    torch.hub.set_dir(str(Path(wdir) / "torch" / "hub"))
+    from daclip.safe_load import load_checkpoint
+
+    w = WEIGHTS[key]
+    path = verify_file(w, wdir)
+    try:
+        obj = load_checkpoint(path, what="weights file")
+    except UserError as exc:
+        raise WeightsProblem(str(exc)) from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
+        raise WeightsProblem(f"{path}: holds no state_dict of tensors")
+    return {str(k).removeprefix("module."): v for k, v in obj.items()}
 
 
 def fetch(keys: list[str], wdir: Path, *, mirror: str | None = None, progress: bool = True) -> list[Path]:
+    """Download the files of ``keys`` into ``wdir`` (holding its writer lock), each verified."""
     from builders.download import DownloadConfig, fetch as fetch_file
+    from builders.lock import FolderLock
     from builders.sources.base import Candidate, NeededFile
 
     out = []
-    for key in keys:
-        w = WEIGHTS[key]
-        dest = w.path(wdir)
-        cfg = DownloadConfig(cache_dir=dest.parent, mirror=mirror, progress=progress,
-                             manual_hint=f"Download {w.url} by hand and put it at {dest}, or fetch through "
-                                         "--mirror URL")
-        got = fetch_file(NeededFile(w.filename, (Candidate("url", w.url),), sha256=w.sha256), cfg)
-        out.append(got.path)
+    with FolderLock(wdir, "weights folder"):
+        for key in keys:
+            w = WEIGHTS[key]
+            dest = w.path(wdir)
+            cfg = DownloadConfig(cache_dir=dest.parent, mirror=mirror, progress=progress,
+                                 manual_hint=f"Download {w.url} by hand and put it at {dest}, or fetch through "
+                                             "--mirror URL")
+            got = fetch_file(NeededFile(w.filename, (Candidate("url", w.url),), sha256=w.sha256, size=w.size), cfg)
+            try:
+                verify_file(w, wdir)
+            except WeightsProblem:
+                got.path.unlink(missing_ok=True)  # a file that fails its digest is never kept
+                raise
+            out.append(got.path)
     return out
 
 
@@ -133,27 +215,40 @@ def main(argv: list[str] | None = None) -> int:
         for k in keys:
             w = WEIGHTS[k]
             state = "present" if w.path(wdir).is_file() else "missing"
-            print(f"{state:8s} {w.path(wdir)}  ({w.note}; for {', '.join(w.used_by)})")
+            digest = (f"sha256 {w.sha256}" if w.sha256 else
+                      f"sha256 {w.digest_prefix}... (from the hub name)" if w.digest_prefix else "sha256 unknown")
+            print(f"{state:8s} {w.path(wdir)}  size {_size_text(w.size)}, {digest}  ({w.note}; for {', '.join(w.used_by)})")
         from daclip.weights import WEIGHTS as METHOD_WEIGHTS, cached_path
 
         for e in entries:
-            path = cached_path(METHOD_WEIGHTS[e], wdir)
-            print(f"{'present' if path.is_file() else 'missing':8s} {path}  ({METHOD_WEIGHTS[e].note})")
+            m = METHOD_WEIGHTS[e]
+            path = cached_path(m, wdir)
+            digest = f"sha256 {m.sha256}" if m.sha256 else "sha256 not published"
+            where = m.source
+            print(f"{'present' if path.is_file() else 'missing':8s} {path}  size {_size_text(m.size)}, {digest}, "
+                  f"from {where}  ({m.note})")
         return 0
-    for path in fetch(keys, wdir, mirror=args.mirror):
-        print(f"ok {path}")
-    if entries:
-        from daclip.weights import WeightsUnavailable, resolve_weights
+    from builders.lock import FolderLock
 
-        failed = []
-        for e in entries:
-            try:
-                print(f"ok {resolve_weights(e, root=wdir)}")
-            except WeightsUnavailable as exc:
-                failed.append(str(exc))
-        if failed:
-            raise UserError("; ".join(failed))
+    with FolderLock(wdir, "weights folder"):  # one writer of the folder at a time
+        for path in fetch(keys, wdir, mirror=args.mirror):
+            print(f"ok {path}")
+        if entries:
+            from daclip.weights import WeightsUnavailable, resolve_weights
+
+            failed = []
+            for e in entries:
+                try:
+                    print(f"ok {resolve_weights(e, root=wdir)}")
+                except WeightsUnavailable as exc:
+                    failed.append(str(exc))
+            if failed:
+                raise UserError("; ".join(failed))
     return 0
+
+
+def _size_text(size: int | None) -> str:
+    return f"{size} bytes" if size is not None else "unknown"
 
 
 def _method_entries(text: str) -> list[str]:
@@ -167,7 +262,7 @@ def _method_entries(text: str) -> list[str]:
     out = []
     for n in names:
         spec = SPECS[n][0]
-        out += [n] + (["daclip"] if getattr(spec, "uses_daclip", False) else [])
+        out += [spec.weights or n] + ([spec.daclip_weights] if getattr(spec, "uses_daclip", False) else [])
     return list(dict.fromkeys(out))
 
 

@@ -23,10 +23,12 @@ _LAZY = {
     "build_network": "daclip.networks.registry",
     "Restorer": "daclip.restore",
     "Restored": "daclip.restore",
+    "load_checkpoint": "daclip.safe_load",
 }
 
 __all__ = ["DaCLIP", "classify", "clip_preprocess", "create_daclip", "degradation_text_features",
-           "load_daclip", "save_daclip", "load_network", "build_network", "restore", "Restorer", "Restored"]
+           "load_daclip", "save_daclip", "load_network", "build_network", "load_checkpoint", "restore",
+           "Restorer", "Restored"]
 
 
 def __getattr__(name: str):

@@ -1,8 +1,10 @@
 """Load and save DA-CLIP weights in the format of the authors' released ``daclip_ViT-B-32.pt``.
 
-The released file is what open_clip's trainer writes: ``{'state_dict': ..., 'epoch', ...}``
-with keys of the :class:`daclip.model.DaCLIP` tree (optionally prefixed ``module.`` by DDP).
-A bare state_dict is accepted too. Saved files use the same layout, so they load in the
+The released file is what open_clip's trainer writes: ``{'epoch', 'name', 'state_dict',
+'optimizer'}`` with keys of the :class:`daclip.model.DaCLIP` tree (optionally prefixed
+``module.`` by DDP); its optimizer state holds numpy float64 learning rates, pickled under
+numpy-1 names, which :mod:`daclip.safe_load` reads without running code. A bare state_dict
+is accepted too. Saved files use the same layout, so they load in the
 official code and vice versa.
 """
 
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from builders.errors import UserError
 from builders.io import atomic_path
 
 from .model import DaCLIP, create_daclip
+from .safe_load import load_checkpoint
 
 _ALIAS_PREFIXES = ("visual.", "clip.visual.")
 
@@ -27,17 +29,6 @@ def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:
     """torch.save through a temporary file in the same folder, then rename into place."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-
-
-def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """torch.load with weights_only=True and readable errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle/zip errors come in many types
-        raise UserError(f"cannot read checkpoint {path}: {exc}") from None
 
 
 def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -78,7 +69,7 @@ def load_state_dict_strict(model: DaCLIP, sd: Mapping[str, torch.Tensor], source
 def load_daclip(path: str | os.PathLike, model_name: str = "ViT-B-32", device: str | torch.device = "cpu",
                 model_cfg: dict | None = None) -> DaCLIP:
     """A DA-CLIP model with the weights of a released or saved checkpoint (strict)."""
-    sd = extract_state_dict(load_torch(path), source=str(path))
+    sd = extract_state_dict(load_checkpoint(path), source=str(path))
     model = create_daclip(model_name, None, model_cfg=model_cfg)
     load_state_dict_strict(model, sd, source=str(path))
     model.lock_clip()

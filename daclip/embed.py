@@ -3,7 +3,7 @@
     python -m daclip.embed --root DATASET --checkpoint daclip_ViT-B-32.pt
 
 The embeddings (unnormalised, as the restoration networks consume them) are cached in
-``<root>/embeddings/<model fingerprint>.pt``, keyed by the LQ file's sha256 from the
+``<root>/embeddings/<model fingerprint>-v<format>.pt``, keyed by the LQ file's sha256 from the
 manifest; a second run (or restoration training, or the benchmark) reuses them and only
 computes images that are new. The fingerprint is a hash of the model weights, so a
 different checkpoint never reads stale vectors.
@@ -24,12 +24,15 @@ from builders.errors import UserError, cli_entry
 from builders.io import read_image
 from builders.manifest import read_manifest
 
-from .checkpoint import load_daclip, load_torch, save_torch_atomic
+from .checkpoint import load_daclip, save_torch_atomic
 from .dist import default_device
 from .model import DaCLIP, clip_preprocess, create_daclip, load_model_cfg
+from .safe_load import load_checkpoint
 
 CACHE_DIR = "embeddings"
-FORMAT_VERSION = 1
+# 2: the official test-time preprocessing (PIL bicubic on the uint8 LQ, torchvision rounding);
+# caches of version 1 (tensor-side resize) are not reused.
+FORMAT_VERSION = 2
 
 
 def model_fingerprint(model: DaCLIP) -> str:
@@ -49,7 +52,7 @@ def model_fingerprint(model: DaCLIP) -> str:
 
 
 def embeddings_path(root: str | Path, fingerprint: str) -> Path:
-    return Path(root) / CACHE_DIR / f"{fingerprint}.pt"
+    return Path(root) / CACHE_DIR / f"{fingerprint}-v{FORMAT_VERSION}.pt"
 
 
 @dataclass
@@ -84,7 +87,7 @@ class EmbeddingTable:
 
 
 def load_embeddings(path: str | Path) -> EmbeddingTable:
-    obj = load_torch(path)
+    obj = load_checkpoint(path, what="embedding cache")
     if not isinstance(obj, dict) or obj.get("version") != FORMAT_VERSION:
         raise UserError(f"{path} is not a DA-CLIP embedding cache (version {FORMAT_VERSION})")
     return EmbeddingTable(list(obj["keys"]), obj["content"], obj["degradation"], obj.get("fingerprint", ""))

@@ -44,8 +44,9 @@ class Fit:
     """How a method's network sees an image of any size.
 
     reflect/zero: pad bottom/right to a multiple, crop the output back.
-    crop: run on the top-left region whose sides are multiples (as PromptIR/AirNet's test
-    scripts do); the few rim pixels outside it are returned unchanged from the input.
+    crop: run on the centred region whose sides are multiples, as PromptIR/AirNet's test
+    scripts do (``crop_img``: offsets ``(h % m) // 2``, ``(w % m) // 2``); the few rim pixels
+    outside it are returned unchanged from the input.
     none: pass the image as is (the network pads internally).
     """
 
@@ -70,6 +71,11 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect") -> to
     return F.pad(x, (0, pw, 0, ph), mode=pad_mode)
 
 
+def crop_offsets(h: int, w: int, multiple: int) -> tuple[int, int]:
+    """(top, left) of the centred crop to a multiple, as upstream ``crop_img`` takes it."""
+    return (h % multiple) // 2, (w % multiple) // 2
+
+
 def apply_fitted(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], fit: Fit) -> torch.Tensor:
     """fn(*inputs) with the inputs fitted to ``fit``; the output has the inputs' H, W.
 
@@ -83,11 +89,12 @@ def apply_fitted(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor]
         if ch == 0 or cw == 0:
             # Smaller than one multiple: padding is the only way to run at all.
             return apply_fitted(fn, inputs, Fit("reflect", fit.multiple))
-        out = fn(*[x[..., :ch, :cw] for x in inputs])
+        top, left = crop_offsets(h, w, fit.multiple)
+        out = fn(*[x[..., top:top + ch, left:left + cw] for x in inputs])
         if (ch, cw) == (h, w):
             return out
         full = inputs[0].to(out.dtype).clone()
-        full[..., :ch, :cw] = out
+        full[..., top:top + ch, left:left + cw] = out
         return full
     out = fn(*[pad_to_multiple(x, fit.multiple, fit.mode) for x in inputs])
     return out[..., :h, :w]
@@ -187,17 +194,36 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+#: DA-CLIP encoder precision: the official test script encodes under ``torch.cuda.amp.autocast()``
+#: (fp16) on the GPU; on the CPU it runs fp32.
+DACLIP_AMP = ("auto", "fp16", "bf16", "none")
+
+
+def resolve_daclip_amp(amp: str, device: torch.device | str) -> str:
+    """'auto' -> 'fp16' on CUDA (the official path), 'none' elsewhere; other values as given."""
+    if amp not in DACLIP_AMP:
+        raise ValueError(f"daclip_amp={amp!r}: choose from {', '.join(DACLIP_AMP)}")
+    if amp == "auto":
+        return "fp16" if torch.device(device).type == "cuda" else "none"
+    return amp
+
+
 class DaclipConditioner:
     """(content, degradation) DA-CLIP embeddings of LQ images, computed frozen, no grad.
 
-    The LQ batch ([B,3,H,W] in 0..1) goes through CLIP's evaluation preprocessing
-    (bicubic resize, centre crop, OpenAI normalisation) at the model's image size.
+    The LQ batch ([B,3,H,W] in 0..1) goes through the official test-time preprocessing
+    (:func:`daclip.model.clip_preprocess`: uint8 truncation, PIL bicubic resize, centre crop,
+    OpenAI normalisation) image by image, and the encoder runs under ``amp`` autocast
+    ('fp16' as the official code on a GPU, 'bf16', or 'none').
     """
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, amp: str = "none"):
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        if amp not in ("fp16", "bf16", "none"):
+            raise ValueError(f"amp={amp!r}: choose from fp16, bf16, none")
+        self.amp = amp
 
     @property
     def embed_dim(self) -> int:
@@ -211,6 +237,11 @@ class DaclipConditioner:
     def __call__(self, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from .model import clip_preprocess
 
-        x = clip_preprocess(lq.float(), image_size=self.model.image_size)
-        content, degra = self.model.encode_image(x, control=True)
+        x = clip_preprocess(lq, image_size=self.model.image_size)
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.amp)
+        if dtype is None:
+            content, degra = self.model.encode_image(x, control=True)
+        else:
+            with torch.autocast(device_type=x.device.type, dtype=dtype):
+                content, degra = self.model.encode_image(x, control=True)
         return content.float(), degra.float()

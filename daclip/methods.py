@@ -1,6 +1,8 @@
 """The neural restoration methods (registered in daclip.registry when this module is imported).
 
 ours           IR-SDE + DA-CLIP: ConditionalUNet noise predictor, 100 posterior-sampling steps
+ours-mix       the same with the authors' robust "mix" weights (DA-CLIP-mix + Universal-IR-mix)
+wild-ir        the follow-up paper's wild-ir UNet, conditioned by the ViT-L-14 DA-CLIP
 irsde          IR-SDE: plain UNet, reverse-SDE sampling (max_sigma 10)
 nafnet         NAFNet
 nafnet-daclip  NAFNet conditioned on DA-CLIP embeddings (content + degradation)
@@ -11,8 +13,14 @@ airnet         AirNet
 
 Weights: ``weights`` (the ``--weights name=PATH`` override) or the weights table / cache
 (:mod:`daclip.weights`). Methods conditioned by DA-CLIP need a second file: pass
-``weights="NET.pth,DACLIP.pt"`` or the ``daclip_weights`` option (default: the released
-``daclip_ViT-B-32.pt`` from the cache). A file written by ``daclip.train_ir`` carries its
+``weights="NET.pth,DACLIP.pt"`` or the ``daclip_weights`` option (default: the method's
+released DA-CLIP from the cache: ``daclip_ViT-B-32.pt``, ``_mix`` or ``wild-daclip_ViT-L-14.pt``).
+The DA-CLIP input follows the official test path (:func:`daclip.model.clip_preprocess`) and
+the encoder runs under ``daclip_amp`` (auto: fp16 on a GPU as the official code, fp32 on the
+CPU). PromptIR and AirNet pad (``protocol=pad``, the default: every method is scored on the
+same full GT pixels); ``protocol=crop`` is their upstream centre crop to a multiple of 16.
+Both the resolved ``daclip_amp`` and the ``protocol`` are part of the method's ``settings``
+(shown in the results) and of its ``weights_id``. A file written by ``daclip.train_ir`` carries its
 network config (and the DA-CLIP it was trained with) in ``<file>.json`` next to it, which
 is used automatically. A method never
 runs with random weights: missing files raise MethodUnavailable saying how to get them.
@@ -32,7 +40,17 @@ import torch
 
 from builders.errors import UserError
 
-from .inference import DaclipConditioner, Fit, Tiling, apply_fitted, tiled_apply, to_tensor, to_uint8
+from .inference import (
+    DACLIP_AMP,
+    DaclipConditioner,
+    Fit,
+    Tiling,
+    apply_fitted,
+    resolve_daclip_amp,
+    tiled_apply,
+    to_tensor,
+    to_uint8,
+)
 from .registry import Method, MethodUnavailable, register_method
 from .sde import SAMPLERS, IRSDE, SDEConfig, make_generator
 from .weights import WeightsUnavailable, resolve_weights, weights_id
@@ -49,6 +67,14 @@ class NetSpec:
     uses_daclip: bool = False
     #: The DA-CLIP embeddings the network takes (keyword arguments of its forward).
     contexts: tuple[str, ...] = ("text_context", "image_context")
+    #: Weights-table entry of the network (default: the method's name).
+    weights: str | None = None
+    #: Weights-table entry and open_clip model of the DA-CLIP that conditions it.
+    daclip_weights: str = "daclip"
+    daclip_model: str = "ViT-B-32"
+    #: Alternative input protocols ({name: Fit}); the default one is ``fit``, named ``protocol``.
+    protocols: tuple[tuple[str, Fit], ...] = ()
+    protocol: str = ""
     #: Name of the restoring call when it is not forward (AirNet's inference path).
     call: str | None = None
     #: Diffusion methods: the SDE and the default sampler.
@@ -63,7 +89,9 @@ class MethodOptions:
     device: str = ""
     preset: str = ""
     daclip_weights: str = ""
-    daclip_model: str = ""  # open_clip name, toolkit config (tiny) or file; default: recorded, else ViT-B-32
+    daclip_model: str = ""  # open_clip name, toolkit config (tiny) or file; default: recorded, else the method's
+    daclip_amp: str = "auto"
+    protocol: str = ""
     tile: int = 768
     overlap: int = 64
     max_pixels: int = 1280 * 1280
@@ -78,7 +106,8 @@ class MethodOptions:
     def output_options(self) -> dict[str, Any]:
         """Options that differ from the defaults and can change restored pixels."""
         default = MethodOptions()
-        skip = {"device", "daclip_weights", "daclip_model"}
+        # daclip_amp and protocol are recorded by the method once resolved (see settings).
+        skip = {"device", "daclip_weights", "daclip_model", "daclip_amp", "protocol"}
         out = {f.name: getattr(self, f.name) for f in fields(self)
                if f.name not in skip and getattr(self, f.name) != getattr(default, f.name)}
         return out
@@ -97,6 +126,8 @@ class MethodOptions:
                 values[key] = kind(value) if value is not None else getattr(cls, key)
             except (TypeError, ValueError):
                 raise UserError(f"option {key}={value!r}: expected {kind.__name__}") from None
+        if values.get("daclip_amp", "auto") not in DACLIP_AMP:
+            raise UserError(f"option daclip_amp={values['daclip_amp']!r}: choose from {', '.join(DACLIP_AMP)}")
         if values.get("amp", "none") not in AMP_DTYPES:
             raise UserError(f"option amp={values['amp']!r}: choose from {', '.join(AMP_DTYPES)}")
         if values.get("sampler") and values["sampler"] not in SAMPLERS:
@@ -147,6 +178,14 @@ class NetworkMethod(Method):
         self.spec = spec
         self.opts = MethodOptions.parse(options)
         self.weights_path, self.daclip_path = _split_weights(weights, self.opts.daclip_weights)
+        protocols = {spec.protocol: spec.fit, **dict(spec.protocols)} if spec.protocol else {}
+        if self.opts.protocol and self.opts.protocol not in protocols:
+            choices = ", ".join(protocols) if protocols else "none: this method has one input protocol"
+            raise UserError(f"option protocol={self.opts.protocol!r}: choose from {choices}")
+        self.protocol = self.opts.protocol or spec.protocol
+        self.fit = protocols.get(self.protocol, spec.fit)
+        #: Resolved options that change outputs (shown with the results; part of weights_id).
+        self.settings: dict[str, Any] = {}
         self.net: torch.nn.Module | None = None
         self.conditioner: DaclipConditioner | None = None
         self.device = torch.device("cpu")
@@ -177,7 +216,7 @@ class NetworkMethod(Method):
         from .networks.loading import load_network
 
         self.device = torch.device(self.opts.device or device)
-        entry = self.name or self.spec.network
+        entry = self.spec.weights or self.name or self.spec.network
         path = self._resolve(entry, self.weights_path)
         self.net = load_network(self.spec.network, path, **self._network_config(path)).to(self.device).eval()
         self.num_params = sum(p.numel() for p in self.net.parameters())
@@ -190,18 +229,25 @@ class NetworkMethod(Method):
             # A network trained by daclip.train_ir names the DA-CLIP it was trained with.
             dc = self.daclip_path or (side.get("daclip_weights") if Path(side.get("daclip_weights") or "").is_file()
                                       else None)
-            dpath = self._resolve("daclip", dc)
+            dpath = self._resolve(self.spec.daclip_weights, dc)
             model_name, model_cfg = "custom", side.get("daclip_cfg")
             if model_cfg is None or self.opts.daclip_model:
-                # The daclip_model option, else what train_clip recorded beside the file, else ViT-B-32.
-                model_name, model_cfg = daclip_architecture(dpath, self.opts.daclip_model)
+                # The daclip_model option, else what train_clip recorded beside the file, else the
+                # method's released DA-CLIP (ViT-B-32; ViT-L-14 for wild-ir).
+                model_name, model_cfg = daclip_architecture(dpath, self.opts.daclip_model, default=self.spec.daclip_model)
             model = load_daclip(str(dpath), model_name=model_name, device=str(self.device), model_cfg=model_cfg)
-            self.conditioner = DaclipConditioner(model)
+            self.conditioner = DaclipConditioner(model, amp=resolve_daclip_amp(self.opts.daclip_amp, self.device))
             self.daclip_params = sum(p.numel() for p in model.parameters())
             wid = _digest(wid, weights_id(dpath))
-        # Options that change the output (steps, sampler, seed, amp, tiling, config) are part
-        # of the cache key, so a re-run with other options never reuses stale outputs.
+        # Options that change the output (steps, sampler, seed, amp, tiling, config, the
+        # DA-CLIP precision, the input protocol) are part of the cache key, so a re-run with
+        # other options never reuses stale outputs.
         changed = self.opts.output_options()
+        if self.conditioner is not None:
+            changed["daclip_amp"] = self.conditioner.amp
+        if self.protocol:
+            changed["protocol"] = self.protocol
+        self.settings = dict(changed)
         self.weights_id = _digest(wid, json.dumps(changed, sort_keys=True, default=str)) if changed else wid
 
     # -- running ----------------------------------------------------------------------
@@ -226,7 +272,7 @@ class NetworkMethod(Method):
     def restore_tensor(self, lq: torch.Tensor) -> torch.Tensor:
         ctx = self._contexts(lq)
         run = self._net_fn(ctx)
-        return tiled_apply(lambda x: apply_fitted(run, [x], self.spec.fit), [lq], self.tiling)
+        return tiled_apply(lambda x: apply_fitted(run, [x], self.fit), [lq], self.tiling)
 
     @torch.no_grad()
     def restore(self, lq: np.ndarray, task: str) -> np.ndarray:
@@ -278,13 +324,36 @@ class DiffusionMethod(NetworkMethod):
         return out
 
 
+_OURS_OPTIONS = ("options steps, sampler (posterior|sde|ode), seed, clip_x0 (0|1), amp (none|bf16|fp16), "
+                 "daclip_amp (auto|fp16|bf16|none), tile, overlap, max_pixels, daclip_weights (or "
+                 "weights='UNET,DACLIP')")
+# PromptIR and AirNet: every method is scored on the same full GT pixels, so they pad by
+# default; protocol=crop is their test scripts' centre crop to a multiple of 16.
+_PAD_OR_CROP = "protocol pad (default: reflect-pad, crop back) or crop (upstream: centre crop to 16, rim kept)"
+
+
+def _daclip_sde(network: str, **kw) -> NetSpec:
+    """The DA-CLIP IR-SDE releases: max_sigma 50, posterior sampling, the UNet pads itself."""
+    return NetSpec(network, Fit("none", 16), uses_daclip=True, sde=SDEConfig(max_sigma=50), sampler="posterior", **kw)
+
+
 SPECS: dict[str, tuple[NetSpec, type[NetworkMethod], str, str]] = {
     "ours": (
-        NetSpec("ours", Fit("none", 16), uses_daclip=True, sde=SDEConfig(max_sigma=50), sampler="posterior"),
+        _daclip_sde("ours"),
         DiffusionMethod, "Ours (IR-SDE + DA-CLIP)",
-        "DA-CLIP-conditioned IR-SDE (universal-ir.pth + daclip_ViT-B-32.pt), posterior sampling; "
-        "options steps, sampler (posterior|sde|ode), seed, clip_x0 (0|1), amp (none|bf16|fp16), "
-        "tile, overlap, max_pixels, daclip_weights (or weights='UNET,DACLIP')",
+        f"DA-CLIP-conditioned IR-SDE (universal-ir.pth + daclip_ViT-B-32.pt), posterior sampling; {_OURS_OPTIONS}",
+    ),
+    "ours-mix": (
+        _daclip_sde("ours", weights="ours-mix", daclip_weights="daclip-mix"),
+        DiffusionMethod, "Ours-mix (IR-SDE + DA-CLIP-mix)",
+        "the authors' robust 'mix' release (universal-ir-mix.pth + daclip_ViT-B-32_mix.pt, trained with added "
+        f"blur, blur+rain and inpainting mixtures); {_OURS_OPTIONS}",
+    ),
+    "wild-ir": (
+        _daclip_sde("wild-ir", daclip_weights="daclip-wild", daclip_model="ViT-L-14"),
+        DiffusionMethod, "Wild-IR (IR-SDE + DA-CLIP ViT-L-14)",
+        "the follow-up paper's wild-ir.pth (context 768, no degradation prompt, learned 0.5x down/up-sampling) "
+        f"conditioned by wild-daclip_ViT-L-14.pt; {_OURS_OPTIONS}",
     ),
     "irsde": (
         NetSpec("irsde", Fit("none", 16), sde=SDEConfig(max_sigma=10), sampler="sde"),
@@ -292,19 +361,22 @@ SPECS: dict[str, tuple[NetSpec, type[NetworkMethod], str, str]] = {
         "IR-SDE UNet without DA-CLIP, reverse-SDE sampling (max_sigma 10); options as 'ours'",
     ),
     "nafnet": (NetSpec("nafnet", Fit("zero", 16)), NetworkMethod, "NAFNet",
-               "NAFNet (zero-pad to 16, crop back); option preset (sidd-w32, sidd-w64, gopro-w32, ...)"),
+               "NAFNet (zero-pad to 16, crop back); option preset (sidd-w32, sidd-w64, gopro-w32, gopro-w64: "
+               "the GoPro presets are NAFNetLocal 'TLC' as upstream tests them)"),
     "nafnet-daclip": (NetSpec("nafnet-daclip", Fit("zero", 16), uses_daclip=True), NetworkMethod,
                       "NAFNet + DA-CLIP", "NAFNet conditioned on DA-CLIP embeddings; needs DA-CLIP weights too"),
     "nafnet-degradation": (NetSpec("nafnet-degradation", Fit("zero", 16), uses_daclip=True, contexts=("text_context",)),
                            NetworkMethod, "NAFNet + Degradation",
                            "NAFNet conditioned on the DA-CLIP degradation embedding only (Table 3 ablation); "
                            "needs DA-CLIP weights too"),
-    "promptir": (NetSpec("promptir", Fit("crop", 16)), NetworkMethod, "PromptIR",
-                 "PromptIR (Lightning checkpoint; input cropped to a multiple of 16 as upstream, rim kept)"),
+    "promptir": (NetSpec("promptir", Fit("reflect", 8), protocol="pad", protocols=(("crop", Fit("crop", 16)),)),
+                 NetworkMethod, "PromptIR",
+                 f"PromptIR (Lightning checkpoint); {_PAD_OR_CROP} (pad: to a multiple of 8, as its demo.py)"),
     "restormer": (NetSpec("restormer", Fit("reflect", 8)), NetworkMethod, "Restormer",
                   "Restormer (reflect-pad to 8, crop back)"),
-    "airnet": (NetSpec("airnet", Fit("crop", 16), call="restore"), NetworkMethod, "AirNet",
-               "AirNet (input cropped to a multiple of 16 as upstream, rim kept)"),
+    "airnet": (NetSpec("airnet", Fit("reflect", 16), call="restore", protocol="pad",
+                       protocols=(("crop", Fit("crop", 16)),)), NetworkMethod, "AirNet",
+               f"AirNet; {_PAD_OR_CROP} (pad: to a multiple of 16)"),
 }
 
 

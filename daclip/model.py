@@ -23,6 +23,7 @@ import copy
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -242,31 +243,78 @@ def _looks_like_path(text: str) -> bool:
     return os.sep in text or "/" in text or text.endswith((".pt", ".pth", ".bin", ".safetensors"))
 
 
+def load_clip_weights(clip: nn.Module, path: str | os.PathLike) -> None:
+    """Plain CLIP weights (an open_clip checkpoint file) into ``clip``, strictly.
+
+    The file is read by the toolkit's restricted loader (never open_clip's), then the open_clip
+    conventions apply: a 'state_dict' wrapper, 'module.' prefixes, resized position embeddings.
+    """
+    from open_clip import model as oc_model
+
+    from .networks.loading import load_state_dict_strict
+    from .safe_load import load_checkpoint
+
+    obj = load_checkpoint(path, what="CLIP weights")
+    if isinstance(obj, dict) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
+        raise UserError(f"{path}: holds no CLIP state_dict")
+    sd = dict(obj)
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    if "positional_embedding" in sd and not hasattr(clip, "positional_embedding"):
+        sd = oc_model.convert_to_custom_text_state_dict(sd)
+    if "logit_scale" in sd and clip.logit_scale.ndim != sd["logit_scale"].ndim:
+        sd["logit_scale"] = sd["logit_scale"].reshape(clip.logit_scale.shape)
+    oc_model.resize_pos_embed(sd, clip)
+    if hasattr(oc_model, "resize_text_pos_embed"):
+        oc_model.resize_text_pos_embed(sd, clip)
+    load_state_dict_strict(clip, sd, str(path))
+
+
 def build_clip(model_name: str = "ViT-B-32", pretrained: str | None = None,
                model_cfg: dict | None = None) -> nn.Module:
-    """An open_clip CLIP from a built-in name (+ tag or file) or an explicit config dict."""
+    """An open_clip CLIP from a built-in name (+ tag or file) or an explicit config dict.
+
+    Weights, from a file or downloaded for a tag, are read by :func:`load_clip_weights`.
+    """
     import open_clip
 
     if pretrained and _looks_like_path(pretrained) and not os.path.isfile(pretrained):
         raise UserError(f"pretrained CLIP weights not found: {pretrained}")
     if model_cfg is not None:
+        if pretrained and not os.path.isfile(pretrained):
+            raise UserError(
+                f"with a custom model config, --pretrained must be a checkpoint file, got {pretrained!r}")
         clip = open_clip.CLIP(**copy.deepcopy(model_cfg))
         if pretrained:
-            if not os.path.isfile(pretrained):
-                raise UserError(
-                    f"with a custom model config, --pretrained must be a checkpoint file, got {pretrained!r}")
-            open_clip.load_checkpoint(clip, pretrained, weights_only=True)
+            load_clip_weights(clip, pretrained)
         return clip
     if model_name not in open_clip.list_models():
         raise UserError(f"unknown open_clip model {model_name!r}; e.g. ViT-B-32, ViT-L-14")
-    if pretrained and not _looks_like_path(pretrained):
-        pretrained = _pretrained_file_or_tag(model_name, pretrained)
+    path, tag_cfg = None, {}
+    if pretrained and os.path.isfile(pretrained):
+        path = pretrained
+    elif pretrained:
+        from open_clip.pretrained import get_pretrained_cfg
+
+        tag_cfg = get_pretrained_cfg(model_name, pretrained) or {}
+        if not tag_cfg:
+            raise UserError(f"{pretrained!r} is neither a file nor an open_clip tag of {model_name}; tags: "
+                            f"{', '.join(open_clip.list_pretrained_tags_by_model(model_name))}")
+        path = _pretrained_file(model_name, pretrained, tag_cfg)
+    import logging
+
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(max(quiet, logging.ERROR))  # "no pretrained weights loaded": they come next
     try:
-        return open_clip.create_model(model_name, pretrained=pretrained or None, device="cpu")
-    except RuntimeError as exc:
-        raise UserError(
-            f"cannot load pretrained CLIP {model_name}/{pretrained}: {exc}. Offline? Pass the "
-            f"weights file path instead of the tag.") from None
+        clip = open_clip.create_model(model_name, pretrained=None, device="cpu",
+                                      force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)))
+    finally:
+        logging.getLogger().setLevel(quiet)
+    if path:
+        load_clip_weights(clip, path)
+    return clip
 
 
 def _cached_pretrained(model_name: str, tag: str) -> str | None:
@@ -293,9 +341,12 @@ def _cached_pretrained(model_name: str, tag: str) -> str | None:
     return None
 
 
-def _pretrained_file_or_tag(model_name: str, tag: str) -> str:
-    """A cached file for the tag, the tag itself when the hub can be reached, else one UserError
-    at once (open_clip's hub client would retry for a minute and repeat the same failure)."""
+def _pretrained_file(model_name: str, tag: str, tag_cfg: dict) -> str:
+    """The local file of open_clip's pretrained ``tag``: a cached download, else a new download;
+    when the hub cannot be reached, one UserError at once (open_clip's hub client would retry
+    for a minute and repeat the same failure)."""
+    from open_clip.pretrained import download_pretrained
+
     from .hub import hub_unreachable
 
     cached = _cached_pretrained(model_name, tag)
@@ -306,7 +357,11 @@ def _pretrained_file_or_tag(model_name: str, tag: str) -> str:
         raise UserError(f"pretrained CLIP {model_name}/{tag} is not in the local cache and the Hugging Face hub "
                         f"cannot be reached ({reason}); download it on a machine with internet and pass the file "
                         "with --pretrained PATH, or use --pretrained none")
-    return tag
+    try:
+        return download_pretrained(tag_cfg)
+    except Exception as exc:  # noqa: BLE001 - hub/network errors come in many types
+        raise UserError(f"cannot download pretrained CLIP {model_name}/{tag}: {exc}. Pass the weights file "
+                        "path instead of the tag.") from None
 
 
 def create_daclip(model_name: str = "ViT-B-32", pretrained: str | None = None, *,
@@ -334,23 +389,45 @@ def normalize_openai(images: torch.Tensor) -> torch.Tensor:
     return (images - mean) / std
 
 
-def clip_preprocess(images: torch.Tensor, image_size: int = 224) -> torch.Tensor:
-    """[B,3,H,W] images in 0..1 -> CLIP input: bicubic short side to size, centre crop, OpenAI norm.
+def clip_resized_size(h: int, w: int, size: int = 224) -> tuple[int, int]:
+    """(height, width) after torchvision's ``Resize(size)``: short side ``size``, long side
+    ``int(size * long / short)`` (truncated)."""
+    if w <= h:
+        return int(size * h / w), size
+    return size, int(size * w / h)
 
-    Mirrors open_clip's evaluation transform on tensors so LQ batches already on the GPU
-    can condition the restoration networks without a round trip through PIL.
+
+def clip_crop_offsets(h: int, w: int, size: int = 224) -> tuple[int, int]:
+    """(top, left) of torchvision's ``CenterCrop(size)``: ``int(round(d / 2))`` (Python rounding)."""
+    return int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+
+
+def _resize_crop_uint8(image: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    pil = Image.fromarray(image)
+    h, w = image.shape[:2]
+    nh, nw = clip_resized_size(h, w, size)
+    pil = pil.resize((nw, nh), Image.BICUBIC)  # PIL bicubic, antialiased, as torchvision's PIL path
+    top, left = clip_crop_offsets(nh, nw, size)
+    return np.asarray(pil.crop((left, top, left + size, top + size)))
+
+
+def clip_preprocess(images: torch.Tensor, image_size: int = 224) -> torch.Tensor:
+    """[B,3,H,W] LQ images in 0..1 -> DA-CLIP input, exactly as the official test path.
+
+    The authors' ``data/util.py clip_transform``: ``PIL.Image.fromarray((x * 255).astype(uint8))``
+    of the float32 LQ (truncation, not rounding), torchvision ``Resize(224, BICUBIC)`` and
+    ``CenterCrop(224)`` on that PIL image, ``ToTensor``, OpenAI mean/std. A batch is the stack
+    of its images done one at a time (each through PIL), so batching never changes a context.
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected [B,3,H,W] images, got {tuple(images.shape)}")
-    h, w = images.shape[-2:]
-    scale = image_size / min(h, w)
-    new_h, new_w = max(image_size, round(h * scale)), max(image_size, round(w * scale))
-    x = images.float()
-    if (new_h, new_w) != (h, w):
-        x = F.interpolate(x, size=(new_h, new_w), mode="bicubic", align_corners=False,
-                          antialias=True).clamp_(0, 1)
-    top, left = (new_h - image_size) // 2, (new_w - image_size) // 2
-    x = x[..., top:top + image_size, left:left + image_size]
+    # float32 multiply, then truncation toward zero: numpy's astype(uint8) on 0..255 values.
+    u8 = (images.detach().float() * 255).clamp_(0, 255).to(torch.uint8)
+    u8 = u8.permute(0, 2, 3, 1).cpu().numpy()
+    crops = np.stack([_resize_crop_uint8(img, image_size) for img in u8])
+    x = torch.from_numpy(crops).to(images.device).permute(0, 3, 1, 2).float().div(255)
     return normalize_openai(x)
 
 
@@ -415,13 +492,14 @@ def _is_open_clip_name(name: str) -> bool:
     return name in open_clip.list_models()
 
 
-def daclip_architecture(checkpoint: str | os.PathLike | None = None, model: str = "") -> tuple[str, dict | None]:
+def daclip_architecture(checkpoint: str | os.PathLike | None = None, model: str = "",
+                        default: str = "ViT-B-32") -> tuple[str, dict | None]:
     """(open_clip model name, custom config or None) of a DA-CLIP checkpoint.
 
     ``model`` is an open_clip name (ViT-B-32, ViT-L-14), the name of one of the toolkit's
     configs (daclip/configs/*.yaml, e.g. ``tiny``) or a YAML/JSON config file. Left empty, it
     is what ``daclip.train_clip`` recorded in config.json beside the checkpoint (a DA-CLIP
-    trained with ``--model-cfg``), else ViT-B-32 (the released weights).
+    trained with ``--model-cfg``), else ``default`` (the released weights' model).
     """
     from pathlib import Path
 
@@ -454,4 +532,4 @@ def daclip_architecture(checkpoint: str | os.PathLike | None = None, model: str 
                 name = recorded.get("model")
                 if isinstance(name, str) and name:
                     return name, None
-    return "ViT-B-32", None
+    return default, None

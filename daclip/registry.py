@@ -29,6 +29,9 @@ class Method:
     display_name: str = ""
     #: Identifies the weights (e.g. sha256 prefix); part of the cache key of restored images.
     weights_id: str = "none"
+    #: Resolved options that change the outputs (input protocol, DA-CLIP precision, ...), as
+    #: shown with the results; set by prepare().
+    settings: Mapping[str, object] = {}
     #: True when the method is told the degradation type (an oracle); shown in the report.
     uses_task_label: bool = False
     #: Parameters of the restoration network (set by prepare; None for learning-free methods).
@@ -79,8 +82,10 @@ def _load_providers() -> None:
 
 
 def method_specs() -> Mapping[str, MethodSpec]:
+    """Every method, weight-free ones first, each group in registration order (which modules
+    were imported first does not change the order of tables and listings)."""
     _load_providers()
-    return dict(_REGISTRY)
+    return {s.name: s for s in sorted(_REGISTRY.values(), key=lambda s: s.needs_weights)}
 
 
 def default_methods() -> list[str]:

@@ -30,7 +30,7 @@ from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_text
 from builders.tasks import DEGRADATIONS
 
-from .checkpoint import load_state_dict_strict, load_torch, save_daclip
+from .checkpoint import load_state_dict_strict, save_daclip
 from .dist import barrier, cleanup, default_device, init_distributed
 from .losses import DaClipLoss, LossOutput
 from .model import (
@@ -41,6 +41,7 @@ from .model import (
     get_tokenizer,
     load_model_cfg,
 )
+from .safe_load import load_checkpoint
 
 # -- optimisation helpers -------------------------------------------------------------------
 
@@ -312,7 +313,7 @@ def _train(cfg: TrainConfig, info) -> int:
     state = {"epoch": 0, "step": 0, "history": []}
     ckpt = None
     if resume_path is not None:
-        ckpt = load_torch(resume_path)
+        ckpt = load_checkpoint(resume_path)
         if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
             raise UserError(f"{resume_path} is not a training checkpoint")
         load_state_dict_strict(model, ckpt["state_dict"], str(resume_path))

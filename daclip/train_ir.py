@@ -36,8 +36,9 @@ from builders.tasks import parse_tasks
 
 from . import dist as dist_utils
 from .checkpoint import save_torch_atomic
-from .inference import DaclipConditioner, apply_fitted
+from .inference import DaclipConditioner, apply_fitted, resolve_daclip_amp
 from .methods import SPECS, NetSpec, daclip_contexts
+from .safe_load import load_checkpoint
 from .sde import IRSDE, make_generator
 
 TINY_DACLIP_CFG = Path(__file__).with_name("configs") / "tiny.yaml"
@@ -166,7 +167,7 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     daclip: str = ""
-    daclip_model: str = ""
+    daclip_model: str = ""  # '' = recorded beside the weights, else the method's (ViT-B-32; ViT-L-14 for wild-ir)
     device: str = ""
     threads: int = 0
 
@@ -290,10 +291,12 @@ def load_conditioner(cfg: TrainConfig, out: Path, device, info) -> tuple[DaclipC
     elif not path.is_file():
         raise UserError(f"DA-CLIP weights not found: {path}")
     else:
-        # --daclip-model, else the architecture recorded by train_clip beside the file (config.json).
-        model_name, model_cfg = daclip_architecture(path, cfg.daclip_model)
+        # --daclip-model, else the architecture recorded by train_clip beside the file (config.json),
+        # else the method's released DA-CLIP.
+        model_name, model_cfg = daclip_architecture(path, cfg.daclip_model, default=SPECS[cfg.method][0].daclip_model)
     model = load_daclip(path, model_name=model_name, device=device, model_cfg=model_cfg)
-    return DaclipConditioner(model), model_cfg, str(path.resolve())
+    # fp16 autocast on a GPU, as the official training and test scripts encode.
+    return DaclipConditioner(model, amp=resolve_daclip_amp("auto", device)), model_cfg, str(path.resolve())
 
 
 # -- training loop --------------------------------------------------------------------------
@@ -388,14 +391,22 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> dict
     step = 0
     last_path = out / "last.pt"
     if resume and last_path.is_file():
-        ck = torch.load(last_path, map_location="cpu", weights_only=True)
-        net.load_state_dict(ck["model"])
-        ema.model.load_state_dict(ck["ema"])
-        ema.updates = int(ck.get("ema_updates", 0))
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+        ck = load_checkpoint(last_path, what="training checkpoint")
+        needed = ("model", "ema", "optimizer", "scheduler", "step")
+        if not isinstance(ck, dict) or any(k not in ck for k in needed):
+            raise UserError(f"{last_path} is not a daclip.train_ir checkpoint (needs {', '.join(needed)}); "
+                            "delete it or pick another --out to start afresh")
+        try:
+            net.load_state_dict(ck["model"])
+            ema.model.load_state_dict(ck["ema"])
+            ema.updates = int(ck.get("ema_updates", 0))
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            step = int(ck["step"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{last_path} does not fit this run ({str(exc).splitlines()[0]}); resume with "
+                            "the options it was trained with, or pick another --out") from None
         sched.T_max = max(1, cfg.iters)  # a resumed run may extend --iters: stretch the cosine
-        step = int(ck["step"])
     elif resume and info.is_main:
         print(f"no checkpoint at {last_path}; starting from scratch")
 
@@ -527,11 +538,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps")
     p.add_argument("--workers", type=int, default=2, help="data loader workers per rank")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--daclip", default="", help="DA-CLIP weights for ours, nafnet-daclip and nafnet-degradation, or 'tiny' for a random tiny one")
+    p.add_argument("--daclip", default="", help="DA-CLIP weights for the DA-CLIP methods (ours, ours-mix, wild-ir, "
+                   "nafnet-daclip, nafnet-degradation), or 'tiny' for a random tiny one")
     p.add_argument("--daclip-model", default="",
                    help="architecture of the --daclip weights: an open_clip name (ViT-B-32, ViT-L-14), a toolkit "
                         "config (tiny) or a YAML/JSON file (default: the config.json that daclip.train_clip wrote "
-                        "beside the file, else ViT-B-32)")
+                        "beside the file, else the method's: ViT-B-32, ViT-L-14 for wild-ir)")
     p.add_argument("--device", default="", help="cpu, cuda, cuda:1 (default: this rank's GPU, else CPU)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads per process (0: torch default; 1 is fastest on a busy CPU)")

@@ -24,15 +24,22 @@ DACLIP_HF_REPO = "weblzw/daclip-uir-ViT-B-32-irsde"
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One released file. ``hf_repo`` or ``url`` is its source; neither means unpublished."""
+    """One released file. ``hf_repo`` or ``url`` is its source; neither means unpublished.
+
+    ``size`` (bytes) and ``sha256`` are the published figures, None where none was published;
+    a file that does not match a known figure is never used.
+    """
 
     name: str
     filename: str
     hf_repo: str | None = None
     url: str | None = None
     sha256: str | None = None
+    size: int | None = None
     #: What the file is / how to obtain it when there is no source (shown in errors).
     note: str = ""
+    #: The container the file is in, as released (for listings and the loader's docs).
+    format: str = ""
 
     @property
     def source(self) -> str:
@@ -46,18 +53,37 @@ _UNPUBLISHED = (
     "weights; train it with `python -m daclip.train_ir --method {m} --root DATA` and pass "
     "--weights {m}=OUT/ema.pth"
 )
+# Sizes and digests: hub commit 01b5f55fff62279469a8a5f6724403835ae4d51e of the DA-CLIP repo.
+_OPEN_CLIP_TRAINING = "open_clip training checkpoint {epoch, name, state_dict, optimizer}"
+_PLAIN = "plain state_dict"
 
 WEIGHTS: dict[str, WeightsEntry] = {
     e.name: e
     for e in (
         WeightsEntry("daclip", "daclip_ViT-B-32.pt", hf_repo=DACLIP_HF_REPO,
-                     note="DA-CLIP ViT-B-32 (open_clip checkpoint), conditions 'ours', 'nafnet-daclip' and 'nafnet-degradation'"),
+                     sha256="ea948854d4293f2d222ead043fd5b4090fba984c8e2db8656934d768dc4f8230", size=1744725787,
+                     note="DA-CLIP ViT-B-32 (open_clip checkpoint), conditions 'ours', 'nafnet-daclip' and "
+                          "'nafnet-degradation'", format=_OPEN_CLIP_TRAINING),
         WeightsEntry("ours", "universal-ir.pth", hf_repo=DACLIP_HF_REPO,
-                     note="the universal-ir ConditionalUNet (plain state_dict), ten-task model"),
+                     sha256="87575b2559ca122d27b56fe7f24fe63d8099795cdd5b16af2bab41ecc2bb02a8", size=195990371,
+                     note="the universal-ir ConditionalUNet (plain state_dict), ten-task model", format=_PLAIN),
+        WeightsEntry("daclip-mix", "daclip_ViT-B-32_mix.pt", hf_repo=DACLIP_HF_REPO,
+                     note="DA-CLIP-mix ViT-B-32 (trained with added blur, blur+rain and inpainting mixtures); "
+                          "conditions 'ours-mix'; size and sha256 not published", format=_OPEN_CLIP_TRAINING),
+        WeightsEntry("ours-mix", "universal-ir-mix.pth", hf_repo=DACLIP_HF_REPO,
+                     note="Universal-IR-mix ConditionalUNet (robust training on mixed degradations); "
+                          "size and sha256 not published", format=_PLAIN),
+        WeightsEntry("daclip-wild", "wild-daclip_ViT-L-14.pt", hf_repo=DACLIP_HF_REPO,
+                     note="the follow-up paper's (arXiv 2404.09732) DA-CLIP ViT-L-14; conditions 'wild-ir'; "
+                          "size and sha256 not published", format=_OPEN_CLIP_TRAINING),
+        WeightsEntry("wild-ir", "wild-ir.pth", hf_repo=DACLIP_HF_REPO,
+                     note="wild-ir ConditionalUNet (context 768, no degradation context, learned 0.5x "
+                          "down/up-sampling); size and sha256 not published", format=_PLAIN),
         WeightsEntry("promptir", "model.ckpt",
                      url="https://github.com/va1shn9v/PromptIR/releases/download/v1.0/model.ckpt",
                      note="PromptIR three-task (haze, rain, noise) all-in-one model, Lightning checkpoint; "
-                          "the paper's ten-task PromptIR weights are not published"),
+                          "the paper's ten-task PromptIR weights are not published",
+                     format="Lightning checkpoint, state_dict keys prefixed net."),
         WeightsEntry("irsde", "irsde.pth", note=_UNPUBLISHED.format(m="irsde")),
         WeightsEntry("nafnet", "nafnet.pth", note=_UNPUBLISHED.format(m="nafnet")),
         WeightsEntry("nafnet-daclip", "nafnet-daclip.pth", note=_UNPUBLISHED.format(m="nafnet-daclip")),
@@ -102,11 +128,17 @@ def parse_weights_overrides(items: list[str] | None) -> dict[str, str]:
 
 
 def _verify(path: Path, entry: WeightsEntry) -> None:
-    if entry.sha256 and sha256_file(path) != entry.sha256:
+    size = path.stat().st_size
+    if entry.size is not None and size != entry.size:
         raise WeightsUnavailable(
-            f"{path}: sha256 does not match the released {entry.filename} ({entry.sha256[:16]}...); "
-            "delete it and download again"
-        )
+            f"{path}: {size} bytes, but the released {entry.filename} has {entry.size}; "
+            f"delete it (rm {path}) and download again")
+    if entry.sha256:
+        got = sha256_file(path)
+        if got != entry.sha256:
+            raise WeightsUnavailable(
+                f"{path}: sha256 {got} does not match the released {entry.filename} ({entry.sha256}); "
+                f"delete it (rm {path}) and download again")
 
 
 def cached_path(entry: WeightsEntry, root: Path) -> Path:
@@ -153,7 +185,7 @@ def resolve_weights(
     source = Candidate("hf-model", f"{entry.hf_repo}:{entry.filename}") if entry.hf_repo else Candidate("url", entry.url)
     try:
         # No hint from the downloader: ``how`` below says how to supply the file by hand.
-        fetch(NeededFile(entry.filename, (source,), sha256=entry.sha256),
+        fetch(NeededFile(entry.filename, (source,), sha256=entry.sha256, size=entry.size),
               DownloadConfig(cache_dir=path.parent, manual_hint=""))
     except UserError as exc:
         raise WeightsUnavailable(f"cannot download weights for {name!r} ({exc}); {how}") from None

@@ -18,7 +18,7 @@ from benchmark.set_metrics import frechet_distance
 from benchmark.weights import main as weights_main
 from builders.manifest import read_manifest, write_manifest
 
-from benchmark_weights_fixtures import make_standin_weights
+from benchmark_weights_fixtures import make_standin_weights, standin_digests
 
 ROOT = Path(__file__).parents[1]
 TASKS = "noisy,hazy"
@@ -26,7 +26,8 @@ TASKS = "noisy,hazy"
 
 @pytest.fixture(scope="module")
 def wdir(tmp_path_factory):
-    return make_standin_weights(tmp_path_factory.mktemp("weights"))
+    with standin_digests(make_standin_weights(tmp_path_factory.mktemp("weights"))) as d:
+        yield d
 
 
 def _scipy_fid(f1, f2):

@@ -263,7 +263,7 @@ def test_missing_and_unexpected_keys_are_named(tmp_path):
     with pytest.raises(UserError, match="checkpoint not found"):
         load_daclip(tmp_path / "nope.pt", model_cfg=TINY)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="cannot read checkpoint"):
+    with pytest.raises(UserError, match="junk.pt: not a readable checkpoint \\(not a PyTorch file"):
         load_daclip(tmp_path / "junk.pt", model_cfg=TINY)
 
 
@@ -302,33 +302,18 @@ def test_clip_preprocess_crop_and_normalisation():
     from daclip.model import OPENAI_MEAN, OPENAI_STD, clip_preprocess
 
     g = torch.Generator().manual_seed(0)
-    img = torch.rand(2, 3, 224, 448, generator=g)
+    img = torch.randint(0, 256, (2, 3, 224, 448), generator=g).float() / 255  # uint8 grid values
     out = clip_preprocess(img, 224)
     mean = torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(OPENAI_STD).view(1, 3, 1, 1)
     # short side already 224: no resize, centre crop columns 112..335
-    torch.testing.assert_close(out, (img[..., 112:336] - mean) / std)
+    torch.testing.assert_close(out, (img[..., 112:336] - mean) / std, atol=0, rtol=0)
     small = clip_preprocess(torch.full((1, 3, 100, 60), 0.5), 224)
     assert small.shape == (1, 3, 224, 224)
-    torch.testing.assert_close(small, ((torch.full((1, 3, 224, 224), 0.5) - mean) / std), atol=1e-5, rtol=0)
+    # 0.5 * 255 = 127.5 truncates to 127, as the official (x * 255).astype(uint8)
+    torch.testing.assert_close(small, ((torch.full((1, 3, 224, 224), 127 / 255) - mean) / std), atol=1e-6, rtol=0)
     with pytest.raises(ValueError):
         clip_preprocess(torch.rand(3, 10, 10))
-
-
-def test_clip_preprocess_close_to_the_pil_evaluation_transform():
-    import numpy as np
-    from PIL import Image
-
-    from daclip.data import eval_transform
-    from daclip.model import clip_preprocess
-
-    rng = np.random.default_rng(0)
-    smooth = rng.random((12, 20, 3))
-    arr = (np.kron(smooth, np.ones((20, 20, 1))) * 255).astype(np.uint8)  # 240x400
-    ref = eval_transform(224)(Image.fromarray(arr))
-    out = clip_preprocess(torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255, 224)[0]
-    assert out.shape == ref.shape == (3, 224, 224)
-    assert (out - ref).abs().mean() < 0.03
 
 
 def test_classify_matches_manual_softmax():

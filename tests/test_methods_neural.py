@@ -82,8 +82,17 @@ def test_other_methods_restore(tmp_path, name):
     lq = image(35, 41)
     out = method.restore(lq, "hazy")
     assert out.shape == lq.shape and out.dtype == np.uint8
-    if name in ("promptir", "airnet"):  # cropped to a multiple of 16; the rim is the input
-        assert np.array_equal(out[32:], lq[32:]) and np.array_equal(out[:, 32:], lq[:, 32:])
+    if name in ("promptir", "airnet"):
+        # Default: padded, scored on the full image; protocol=crop is upstream's centre crop to
+        # 16 (35 % 16 = 3 -> rows 1..32, 41 % 16 = 9 -> columns 4..35), the rim kept from the input.
+        assert method.settings == {"protocol": "pad"}
+        crop = create_method(name, weights=str(tmp_path / "w.pth"), protocol="crop")
+        crop.prepare("cpu")
+        assert crop.settings == {"protocol": "crop"} and crop.weights_id != method.weights_id
+        got = crop.restore(lq, "hazy")
+        rim = np.ones(lq.shape[:2], bool)
+        rim[1:33, 4:36] = False
+        assert np.array_equal(got[rim], lq[rim]) and not np.array_equal(got[~rim], lq[~rim])
 
 
 def test_ours_restore_with_daclip(tmp_path, tiny_daclip):

@@ -186,8 +186,11 @@ def test_fit_modes():
         torch.testing.assert_close(out, x + 1)
     out = apply_fitted(fn, [x], Fit("crop", 16))
     assert seen[-1] == (16, 32)
-    torch.testing.assert_close(out[..., :16, :32], x[..., :16, :32] + 1)
-    torch.testing.assert_close(out[..., 16:, :], x[..., 16:, :])  # rim kept from the input
+    # centred as upstream crop_img: 21 % 16 = 5 -> rows 2..17; 35 % 16 = 3 -> columns 1..32
+    torch.testing.assert_close(out[..., 2:18, 1:33], x[..., 2:18, 1:33] + 1)
+    rim = torch.ones_like(x, dtype=torch.bool)
+    rim[..., 2:18, 1:33] = False
+    torch.testing.assert_close(out[rim], x[rim])  # rim kept from the input
     out = apply_fitted(fn, [x], Fit("none", 16))
     assert seen[-1] == (21, 35)
     assert list(batched(range(5), 2)) == [[0, 1], [2, 3], [4]]

@@ -1,15 +1,20 @@
 """Noise-predicting UNets of IR-SDE and of "ours" (IR-SDE + DA-CLIP).
 
-One class covers both: "ours" is the DA-CLIP ConditionalUNet (``universal-ir.pth``) with
-cross-attention on the DA-CLIP content embedding at the deepest level and in the middle,
-and a prompt module that adds the degradation embedding to the time embedding; "irsde"
-is the plain IR-SDE UNet (channels doubling per level, no DA-CLIP). Key names and shapes of the default configs equal the released checkpoints
-(``tests/fixtures/ours_unet_keys.json``).
+One class covers all of them: "ours" is the DA-CLIP ConditionalUNet (``universal-ir.pth``,
+``universal-ir-mix.pth``) with cross-attention on the DA-CLIP content embedding at the
+deepest level and in the middle, and a prompt module that adds the degradation embedding to
+the time embedding; "wild-ir" is the follow-up paper's UNet (``wild-ir.pth``: ViT-L-14
+context of 768, no degradation prompt, a learned 2x down-sampling after the first
+convolution and a learned up-sampling before the last block, ``scale=0.5``); "irsde" is the
+plain IR-SDE UNet (channels doubling per level, no DA-CLIP), whose denoising-sde variant
+(``irsde-denoising``) sees only the noisy state: its first convolution takes 3 channels and
+it is called ``net(x, t)``. Key names and shapes of the default configs equal the released
+checkpoints (``tests/fixtures/keys_<network>.json``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -47,13 +52,18 @@ class UNetConfig:
     #: Heads x channels of the linear / full self-attention (upstream fixes 4 x 32).
     attn_heads: int = 4
     attn_dim_head: int = 32
+    #: 0.5: learned 2x down-sampling after the first convolution and up-sampling before the
+    #: last block (wild-ir); 1: none.
+    scale: float = 1.0
+    #: False: the network sees only x_t (IR-SDE's denoising-sde UNet: init_conv on 3 channels).
+    concat_cond: bool = True
 
 
 class ConditionalUNet(nn.Module):
     """forward(x_t, lq, t, text_context=None, image_context=None) -> predicted noise.
 
-    The input is cat([x_t - lq, lq]); it is reflect-padded to a multiple of 2**depth and
-    the output is cropped back, so any H, W works.
+    The input is cat([x_t - lq, lq]) (x_t alone when ``concat_cond`` is off); it is
+    reflect-padded to a multiple of 2**depth and the output is cropped back, so any H, W works.
     """
 
     def __init__(self, cfg: UNetConfig | None = None, **kwargs):
@@ -67,7 +77,13 @@ class ConditionalUNet(nn.Module):
         self.use_degra_context = bool(ctx) and cfg.use_degra_context
         self.use_image_context = bool(ctx) and cfg.use_image_context
 
-        self.init_conv = conv_nobias(cfg.in_nc * 2, nf, 7)
+        if cfg.scale not in (1, 0.5):
+            raise ValueError(f"scale must be 1 or 0.5, got {cfg.scale}")
+        self.init_conv = conv_nobias(cfg.in_nc * (2 if cfg.concat_cond else 1), nf, 7)
+        if cfg.scale == 0.5:
+            # Upstream names: Downsample (strided 4x4 conv) and Upsample (nearest + 3x3 conv).
+            self.downsample = nn.Conv2d(nf, nf, 4, 2, 1)
+            self.upsample = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(nf, nf, 3, 1, 1))
         time_dim = nf * 4
         self.time_mlp = nn.Sequential(
             SinusoidalPosEmb(nf), nn.Linear(nf, time_dim), nn.GELU(), nn.Linear(time_dim, time_dim)
@@ -150,13 +166,15 @@ class ConditionalUNet(nn.Module):
         return emb
 
     def forward(self, xt, cond, time, text_context=None, image_context=None):
-        x = torch.cat([xt - cond, cond], dim=1)
+        x = torch.cat([xt - cond, cond], dim=1) if self.cfg.concat_cond else xt
         H, W = x.shape[-2:]
         s = self.pad_multiple
         x = F.pad(x, (0, (s - W % s) % s, 0, (s - H % s) % s), mode="reflect")
 
         x = self.init_conv(x)
         skip0 = x
+        if self.cfg.scale == 0.5:
+            x = self.downsample(x)
         t = self.time_embedding(time, x.shape[0], x.device, text_context)
         context = None
         if self.use_image_context and image_context is not None:
@@ -177,6 +195,8 @@ class ConditionalUNet(nn.Module):
             x = b2(torch.cat([x, hs.pop()], dim=1), t)
             x = up(attn(x, context=context))
 
+        if self.cfg.scale == 0.5:
+            x = self.upsample(x)
         x = self.final_res_block(torch.cat([x, skip0], dim=1), t)
         return self.final_conv(x)[..., :H, :W].contiguous()
 
@@ -196,6 +216,27 @@ IRSDE_PRESETS: dict[str, UNetConfig] = {
 }
 
 
+#: The follow-up paper's wild-ir UNet (config/wild-ir/options/test.yml): nf 64, ch_mult
+#: [1,2,4,8], context_dim 768 (ViT-L-14 DA-CLIP), use_degra_context false, scale 0.5.
+WILD_PRESETS: dict[str, UNetConfig] = {
+    "default": UNetConfig(context_dim=768, use_degra_context=False, scale=0.5),
+    "tiny": UNetConfig(nf=16, ch_mult=(1, 2, 2, 4), context_dim=32, head_channels=16, attn_dim_head=8,
+                       use_degra_context=False, scale=0.5),
+}
+#: IR-SDE's denoising-sde UNet (codes/config/denoising-sde): the deraining UNet with full
+#: attention in the middle and init_conv on x alone (3 channels).
+IRSDE_DENOISING_PRESETS: dict[str, UNetConfig] = {
+    name: replace(cfg, mid_attention="full", concat_cond=False) for name, cfg in IRSDE_PRESETS.items()
+}
+
+
+class DenoisingUNet(ConditionalUNet):
+    """IR-SDE's denoising-sde network with its official signature ``forward(x, time)``."""
+
+    def forward(self, x, time):  # type: ignore[override]
+        return super().forward(x, None, time)
+
+
 @register_network("ours")
 def build_ours(preset: str = "default", **overrides) -> ConditionalUNet:
     """The DA-CLIP ConditionalUNet from a preset (default = released, tiny) plus overrides."""
@@ -206,6 +247,22 @@ def build_ours(preset: str = "default", **overrides) -> ConditionalUNet:
 def build_irsde(preset: str = "default", **overrides) -> ConditionalUNet:
     """The IR-SDE UNet from a preset (default = released IR-SDE size, tiny) plus overrides."""
     return ConditionalUNet(resolve_preset(IRSDE_PRESETS, preset, "irsde", overrides))
+
+
+@register_network("wild-ir")
+def build_wild_ir(preset: str = "default", **overrides) -> ConditionalUNet:
+    """The wild-ir UNet from a preset (default = released wild-ir.pth, tiny) plus overrides.
+
+    Same signature as "ours": ``net(x_t, lq, t, text_context=None, image_context=None)``;
+    conditioned by the ViT-L-14 DA-CLIP's content embedding (no degradation prompt).
+    """
+    return ConditionalUNet(resolve_preset(WILD_PRESETS, preset, "wild-ir", overrides))
+
+
+@register_network("irsde-denoising")
+def build_irsde_denoising(preset: str = "default", **overrides) -> DenoisingUNet:
+    """IR-SDE's denoising-sde UNet (init_conv on 3 channels, ``net(x, t)``) from a preset."""
+    return DenoisingUNet(resolve_preset(IRSDE_DENOISING_PRESETS, preset, "irsde-denoising", overrides))
 
 
 def count_parameters(module: nn.Module) -> int:

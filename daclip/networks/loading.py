@@ -1,7 +1,7 @@
 """Reading released checkpoints into the toolkit's networks.
 
-One path for every network: ``torch.load(weights_only=True)`` (never executes pickled
-code), unwrap the container the authors used (BasicSR ``{'params': ...}``, Lightning
+One path for every network: :func:`daclip.safe_load.load_checkpoint` (the toolkit's one
+restricted unpickler: it never executes pickled code and refuses files that would), unwrap the container the authors used (BasicSR ``{'params': ...}``, Lightning
 ``{'state_dict': ...}``, ``{'model': ...}``), strip wrapper prefixes (``module.`` from
 DataParallel, ``net.`` from Lightning, ``_orig_mod.`` from torch.compile), then a strict
 load whose error names the missing, unexpected and mis-shaped keys.
@@ -10,8 +10,6 @@ load whose error names the missing, unexpected and mis-shaped keys.
 from __future__ import annotations
 
 import os
-import pickle
-import re
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,14 +19,12 @@ import torch.nn as nn
 
 from builders.errors import UserError
 
-# Checked in this order: EMA weights first because BasicSR saves both and the EMA ones are
-# what the authors evaluate.
-CONTAINER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "network")
+from ..safe_load import load_checkpoint
+
+# Checked in this order. BasicSR files may hold both 'params' and 'params_ema'; the NAFNet and
+# Restormer test scripts evaluate 'params' (pass key="params_ema" for the EMA weights).
+CONTAINER_KEYS = ("params", "params_ema", "state_dict", "model", "net", "network")
 WRAPPER_PREFIXES = ("module.", "net.", "_orig_mod.", "model.")
-# Lightning and other trainers pickle small helper objects next to the weights (hyper-
-# parameter dicts, enums); weights_only refuses them. They are replaced by inert stand-ins.
-MAX_STUBBED_GLOBALS = 32
-_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def resolve_preset(presets: Mapping[str, Any], preset: str, kind: str, overrides: Mapping[str, Any]):
@@ -43,54 +39,6 @@ def resolve_preset(presets: Mapping[str, Any], preset: str, kind: str, overrides
     # YAML/JSON give lists where the dataclasses hold tuples.
     fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     return replace(base, **fixed)
-
-
-class _Stub:
-    """Inert stand-in for a pickled class or function that weights_only refuses.
-
-    Constructing or calling it yields a plain empty dict (which the weights-only unpickler
-    may fill, e.g. Lightning's AttributeDict); the original code never runs.
-    """
-
-    def __new__(cls, *args, **kwargs):
-        return {}
-
-
-def _stub_for(qualname: str) -> type:
-    module, _, name = qualname.rpartition(".")
-    return type(name, (_Stub,), {"__module__": module, "__qualname__": name})
-
-
-def _reason(exc: BaseException) -> str:
-    """The informative line of a torch.load error (weights_only errors start with boilerplate)."""
-    text = str(exc)
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1]
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def torch_load_weights_only(path: Path) -> Any:
-    """``torch.load(weights_only=True)`` that stands in inert stubs for refused non-tensor globals."""
-    stubs: list[tuple[type, str]] = []
-    # safe_globals with (object, "module.name") pairs arrived in torch 2.6; older ones just refuse.
-    can_stub = hasattr(torch.serialization, "safe_globals")
-    while True:
-        try:
-            if stubs:
-                with torch.serialization.safe_globals(stubs):
-                    return torch.load(path, map_location="cpu", weights_only=True)
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            match = _UNSUPPORTED_GLOBAL.search(str(exc))
-            if not can_stub or match is None or len(stubs) >= MAX_STUBBED_GLOBALS:
-                raise UserError(f"{path}: not a readable weights file ({_reason(exc)})") from None
-            name = match.group(1)
-            if any(n == name for _, n in stubs):
-                raise UserError(f"{path}: cannot read {name} safely; re-save the file as a plain state_dict") from None
-            stubs.append((_stub_for(name), name))
-        except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise UserError(f"{path}: not a readable weights file ({_reason(exc)})") from None
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -168,9 +116,7 @@ def read_state_dict(path_or_state_dict: str | os.PathLike | Mapping[str, Any], k
     """(tensor dict, description of its source) from a file path or an in-memory checkpoint."""
     if isinstance(path_or_state_dict, (str, os.PathLike)):
         path = Path(path_or_state_dict)
-        if not path.is_file():
-            raise UserError(f"weights file not found: {path}")
-        obj, source = torch_load_weights_only(path), str(path)
+        obj, source = load_checkpoint(path, what="weights file"), str(path)
     elif isinstance(path_or_state_dict, Mapping):
         obj, source = path_or_state_dict, "in-memory checkpoint"
     else:

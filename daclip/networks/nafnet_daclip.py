@@ -22,7 +22,7 @@ it is conditioned on the degradation embedding only.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn as nn
@@ -89,12 +89,18 @@ class NAFNetDAClipConfig:
     cross_attention: bool = True  # False: degradation embedding only ("NAFNet + Degradation")
 
 
+def _backbone(cfg) -> dict:
+    """The NAFNet preset's backbone sizes (its test-time pooling option does not apply here)."""
+    own = {f.name for f in fields(NAFNetDAClipConfig)}
+    return {k: v for k, v in asdict(cfg).items() if k in own}
+
+
 NAFNET_DACLIP_CONFIGS: dict[str, NAFNetDAClipConfig] = {
-    name: NAFNetDAClipConfig(**asdict(cfg)) for name, cfg in NAFNET_CONFIGS.items() if name != "tiny"
+    name: NAFNetDAClipConfig(**_backbone(cfg)) for name, cfg in NAFNET_CONFIGS.items() if name != "tiny"
 }
 NAFNET_DACLIP_CONFIGS["tiny"] = NAFNetDAClipConfig(
     # context_dim 32 = the embedding width of the tiny DA-CLIP test config (daclip/configs/tiny.yaml).
-    **asdict(NAFNET_CONFIGS["tiny"]), context_dim=32, cond_dim=8, head_channels=8)
+    **_backbone(NAFNET_CONFIGS["tiny"]), context_dim=32, cond_dim=8, head_channels=8)
 NAFNET_DEGRADATION_CONFIGS: dict[str, NAFNetDAClipConfig] = {
     name: replace(cfg, cross_attention=False) for name, cfg in NAFNET_DACLIP_CONFIGS.items()
 }
