@@ -257,6 +257,7 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
         raise UserError(f"batch size must be >= 1, got {cfg.batch_size}")
     if cfg.metric_backend not in METRIC_BACKENDS:
         raise UserError(f"metric backend {cfg.metric_backend!r}: choose from {', '.join(METRIC_BACKENDS)}")
+    check_device(cfg.device)
     device = f"cuda:{dist.local_rank}" if dist.enabled and cfg.device == "cuda" else cfg.device
     items = select_items(cfg)
     names = output_names(items)
@@ -300,7 +301,7 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
         store = ResultStore(cfg.out)
     if set_metrics:
         for method in ready:
-            _run_set_metrics(cfg, method, items, names, set_metrics, store)
+            _run_set_metrics(cfg, method, items, set_metrics, store)
         store.flush()
     settings = {"batch_size": cfg.batch_size, "amp": cfg.amp, "device": cfg.device, "workers": workers,
                 "metric_backend": backend, "world_size": dist.world_size, "timings": timings}
@@ -613,8 +614,8 @@ def _int(v) -> int:
 # ---------------------------------------------------------------- set metrics (FID, KID)
 
 
-def _run_set_metrics(cfg: RunConfig, method: Method, items: pd.DataFrame, names: dict[str, str],
-                     metrics: list[Metric], store: ResultStore) -> None:
+def _run_set_metrics(cfg: RunConfig, method: Method, items: pd.DataFrame, metrics: list[Metric],
+                     store: ResultStore) -> None:
     from .set_metrics import FEATURES, SET_FUNCTIONS, FeatureCache
 
     gt_cache = FeatureCache(cfg.out, "_gt", "none")

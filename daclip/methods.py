@@ -241,10 +241,6 @@ class NetworkMethod(Method):
 
         return run
 
-    def _net_fn(self, ctx: dict):
-        run = self._call()
-        return lambda x: run(x, **ctx)
-
     def _images_per_call(self, n: int) -> int:
         if self.opts.net_batch:
             return self.opts.net_batch
