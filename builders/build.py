@@ -1,14 +1,20 @@
 """Build a DA-CLIP dataset: ``python -m builders.build --preset mini`` (offline), from a folder
-(``--images DIR``), or the paper's ten-type set from the real sources (``--all`` / ``--only``).
+(``--images DIR``), the paper's ten-type set from the real sources (``--all`` / ``--only``), the
+authors' validation set (``--preset daclip-val``), or index a folder already in the official
+layout (``--index DIR``).
 
 Writes <root>/{train,val}/<type>/{LQ,GT}/<name>.png and <root>/manifest.parquet.
 A re-run skips pairs that are already built and intact; --force rebuilds them.
+Every mode that writes a dataset root holds its writer lock: a second writer of the same root
+(another build, captioning) is refused at once with one error line naming the holder.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
+from collections import Counter
 from pathlib import Path
 
 from .errors import UserError, cli_entry
@@ -16,6 +22,7 @@ from .tasks import DEGRADATIONS, parse_tasks
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_MINI_ROOT = Path("datasets/mini")
+DEFAULT_VAL_ROOT = Path("datasets/daclip-val")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Degradation types: " + ", ".join(DEGRADATIONS),
     )
     src = p.add_argument_group("what to build")
-    src.add_argument("--preset", choices=["mini"], help="offline set from scikit-image's bundled photographs")
+    src.add_argument("--preset", choices=["mini", "daclip-val"],
+                     help="mini: offline set from scikit-image's bundled photographs; daclip-val: the authors' "
+                     f"ten-type validation zip (the paper's test set; default root {DEFAULT_VAL_ROOT})")
     src.add_argument("--images", type=Path, metavar="DIR",
                      help="synthesise all ten types from a folder of clean photographs "
                      "(sorted; every fifth image goes to val)")
@@ -38,10 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--status", action="store_true",
                      help="print per type and split the pairs present under --root against the paper's counts")
     src.add_argument("--export-hf", type=Path, metavar="DIR",
-                     help="export the dataset at --root as a Hugging Face DatasetDict (datasets.load_from_disk DIR)")
+                     help="export the dataset at --root as a Hugging Face DatasetDict (datasets.load_from_disk DIR); "
+                     "DIR must be new or an empty folder")
+    src.add_argument("--index", type=Path, metavar="DIR",
+                     help="write a manifest for a folder already in the official layout (<split>/<type>/{LQ,GT} or "
+                     "<type>/{LQ,GT}, LQ and GT of equal names) in place, copying nothing; <type>/{LQ,GT} without "
+                     "a split folder counts as val")
     p.add_argument("--root", type=Path, help=f"output folder (default: {DEFAULT_MINI_ROOT} for --preset mini, "
                    "datasets/universal for --all/--only/--status/--export-hf)")
-    p.add_argument("--force", action="store_true", help="rebuild pairs even if they are already built")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild pairs even if they are already built; re-check cached downloads (a bad one is "
+                   "fetched again) and extract archives again; with --index, replace a manifest a build wrote")
     p.add_argument("--seed", type=int, default=0, help="seed for crops and degradations (default 0)")
     p.add_argument("--tasks", help="comma-separated degradation types to synthesise (default: all ten)")
     syn = p.add_argument_group("synthetic set options (--preset/--images)")
@@ -57,8 +73,36 @@ def build_parser() -> argparse.ArgumentParser:
     full.add_argument("--workers", type=int, default=1, metavar="N",
                       help="convert pairs in N processes in parallel (default 1)")
     full.add_argument("--retries", type=int, default=5, help="download retries per file, with backoff (default 5)")
+    full.add_argument("--max-extract-size", default="500G", metavar="SIZE",
+                      help="refuse an archive that expands to more than SIZE in total (e.g. 500G, 20G, 800M; "
+                      "default 500G)")
+    full.add_argument("--max-extract-ratio", type=float, default=100.0, metavar="R",
+                      help="refuse an archive that expands to more than R times its own size (image archives "
+                      "expand about 1x, a zip bomb 1000x; default 100)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _safe_name(stem: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem) or "image"
+
+
+def unique_names(files: list[Path]) -> list[str]:
+    """File-name-safe output names, one per file, never two alike.
+
+    A name is the file's stem with unsafe characters replaced by '_'. Files whose names collide
+    (``a b.png``, ``a_b.png``, ``a+b.png``; ``x.png`` beside ``x.jpg``) all get a suffix made from
+    their full original file name, so each keeps its own stable name whatever else is in the folder.
+    """
+    base = [_safe_name(f.stem) for f in files]
+    counts = Counter(b.lower() for b in base)  # case-insensitive: safe on macOS/Windows file systems too
+    names = []
+    for f, b in zip(files, base):
+        names.append(b if counts[b.lower()] == 1 else f"{b}-{hashlib.sha256(f.name.encode()).hexdigest()[:8]}")
+    dup = [n for n, c in Counter(n.lower() for n in names).items() if c > 1]
+    if dup:  # a hash collision, or a file literally named like another's suffixed name
+        raise UserError(f"--images: cannot give {dup[0]!r} a unique output name; rename one of the files")
+    return names
 
 
 def folder_sources(folder: Path):
@@ -73,10 +117,9 @@ def folder_sources(folder: Path):
     for f in files:
         read_image(f)  # fail early, naming the unreadable file
     sources = []
-    for i, f in enumerate(files):
+    for i, (f, name) in enumerate(zip(files, unique_names(files))):
         split = "val" if i % 5 == 4 or len(files) == 1 else "train"
-        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in f.stem)
-        sources.append(Source(f"{name}", (lambda f=f: read_image(f)), split, f"folder:{f.name}", "as the source photographs"))
+        sources.append(Source(name, (lambda f=f: read_image(f)), split, f"folder:{f.name}", "as the source photographs"))
     return sources
 
 
@@ -95,13 +138,15 @@ def synth_config(args):
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    val_preset = args.preset == "daclip-val"
     full_mode = bool(args.all or args.only or args.list or args.status)
-    modes = bool(args.preset) + bool(args.images) + full_mode + bool(args.export_hf)
+    modes = (bool(args.preset) + bool(args.images) + full_mode + bool(args.export_hf) + bool(args.index)
+             - (val_preset and (args.list or args.status)))
     if args.all and args.only:
         raise UserError("--all and --only exclude each other: --only TYPE[,TYPE] builds just those types")
     if modes != 1:
-        raise UserError("choose what to build: --preset mini, --images DIR, --all, --only TYPE[,TYPE], "
-                        "--list, --status or --export-hf DIR (see --help)")
+        raise UserError("choose what to build: --preset mini|daclip-val, --images DIR, --all, --only TYPE[,TYPE], "
+                        "--list, --status, --export-hf DIR or --index DIR (see --help)")
     if args.export_hf:
         from .full import DEFAULT_ROOT
         from .hf_export import export_hf
@@ -110,6 +155,19 @@ def main(argv: list[str] | None = None) -> int:
         counts = export_hf(root, args.export_hf, progress=not args.quiet)
         print(f"{args.export_hf}: DatasetDict " + ", ".join(f"{k} {v} rows" for k, v in counts.items()))
         return 0
+    if args.index:
+        from .index import index_folder
+
+        if args.root is not None and Path(args.root).resolve() != Path(args.index).resolve():
+            raise UserError("--index DIR writes the manifest into DIR itself; leave out --root")
+        summary = index_folder(args.index, force=args.force)
+        print(summary)
+        return 0
+    if val_preset:
+        from .full import run_cli
+        from .sources import get_recipe
+
+        return run_cli(args, [get_recipe("daclip-val")], DEFAULT_VAL_ROOT)
     if full_mode:
         from .full import run_cli
 

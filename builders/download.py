@@ -9,6 +9,7 @@ Range request, so an interrupted run loses nothing already transferred.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from urllib.parse import quote, urljoin
 from tqdm import tqdm
 
 from .errors import UserError
-from .io import atomic_write_text, sha256_file
+from .io import atomic_write_text
 from .sources.base import Candidate, NeededFile
 
 DRIVE_URL = "https://drive.usercontent.google.com/download"
@@ -38,6 +39,7 @@ class DownloadConfig:
     chunk: int = 1 << 16  # small enough that a dropped connection loses little
     progress: bool = True
     drive_url: str = DRIVE_URL  # a test points this at a loopback server
+    force: bool = False  # re-validate cached downloads instead of trusting their stamps
 
 
 class DownloadError(Exception):
@@ -45,7 +47,8 @@ class DownloadError(Exception):
 
 
 class VerificationError(DownloadError):
-    """The file arrived but its size or sha256 is wrong: it is deleted, never resumed or used."""
+    """The file arrived but is not the file (size, digest, a web page, an archive that does not
+    open): it is deleted, never resumed or used."""
 
 
 class _Incomplete(Exception):
@@ -54,40 +57,112 @@ class _Incomplete(Exception):
 
 # ---------------------------------------------------------------------------------- verification
 
+STAMP_VERSION = 2  # stamps written before downloads were opened as archives are re-checked
+
+
+def digests_of(path: Path, md5: bool = False, chunk: int = 1 << 20) -> dict[str, str]:
+    """sha256 (and md5 when asked) of a file, in one pass."""
+    hashes = {"sha256": hashlib.sha256(), **({"md5": hashlib.md5(usedforsecurity=False)} if md5 else {})}
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            for h in hashes.values():
+                h.update(block)
+    return {k: h.hexdigest() for k, h in hashes.items()}
+
+
+def looks_like_html(path: Path) -> bool:
+    """True when the file starts like a web page (an error, login or quota page sent instead)."""
+    with open(path, "rb") as fh:
+        head = fh.read(1024).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml")) or b"<html" in head[:512]
+
+
 def verify(path: Path, f: NeededFile) -> str:
-    """Check size and sha256 where known; returns the sha256. Raises DownloadError naming the file."""
+    """Validate a file before it is used: size and digests where known, not an HTML page, and an
+    archive must open (a complete central directory / every member readable). Returns the
+    sha256; raises VerificationError with the expected and actual values."""
     size = path.stat().st_size
     if f.size is not None and size != f.size:
         raise VerificationError(f"{f.name}: size {size} bytes, expected {f.size}")
-    digest = sha256_file(path)
-    if f.sha256 is not None and digest != f.sha256.lower():
-        raise VerificationError(f"{f.name}: sha256 mismatch: got {digest}, expected {f.sha256.lower()}")
-    return digest
+    got = digests_of(path, md5="md5" in f.digests)
+    for algo, want in f.digests.items():
+        if got[algo] != want:
+            raise VerificationError(f"{f.name}: {algo} mismatch: got {got[algo]}, expected {want}")
+    if not f.name.lower().endswith((".html", ".htm")) and looks_like_html(path):
+        raise VerificationError(f"{f.name}: the server sent a web page ({size} bytes of HTML: an error, login or "
+                                "quota page), not the file")
+    if f.is_archive:
+        from .extract import ArchiveProblem, check_archive
+
+        try:
+            # An archive whose published digest matched is what was published; the cheap structural
+            # check still runs, the full decompression of a .tar.gz only when nothing vouches for it.
+            check_archive(path, deep=not f.digests, label=f.name)
+        except ArchiveProblem as exc:
+            raise VerificationError(str(exc)) from None
+    return got["sha256"]
 
 
 def _stamp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.verified.json")
 
 
-def _verified_before(path: Path, f: NeededFile) -> bool:
-    """True when ``path`` was verified against the same expectations and has not changed since."""
+def _expectation(f: NeededFile) -> dict:
+    return {"expected_size": f.size, "expected": f.digests, "checks": STAMP_VERSION}
+
+
+def _folder_listing(path: Path) -> tuple[int, int, str]:
+    """(files, bytes, sha256 of the sorted listing of relative names and sizes) of a folder."""
+    entries = sorted((p.relative_to(path).as_posix(), p.stat().st_size) for p in path.rglob("*")
+                     if p.is_file() and not p.name.startswith("."))
+    digest = hashlib.sha256("\n".join(f"{n}\t{s}" for n, s in entries).encode()).hexdigest()
+    return len(entries), sum(s for _, s in entries), digest
+
+
+def _verified_before(path: Path, f: NeededFile) -> str | None:
+    """The recorded sha256 when ``path`` was validated against the same expectations and has not
+    changed since; None otherwise."""
     stamp = _stamp_path(path)
     if not (path.exists() and stamp.exists()):
-        return False
+        return None
     try:
         info = json.loads(stamp.read_text())
     except (OSError, ValueError):
-        return False
-    st = path.stat()
-    return info == {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "expected_size": f.size,
-                    "expected_sha256": f.sha256, "sha256": info.get("sha256")}
+        return None
+    if path.is_dir():
+        n, total, digest = _folder_listing(path)
+        now = {"files": n, "bytes": total, "sha256": f"folder:{digest}"}
+    else:
+        st = path.stat()
+        now = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": info.get("sha256")}
+    return info["sha256"] if info == {**now, **_expectation(f)} else None
 
 
 def _stamp(path: Path, f: NeededFile, digest: str) -> None:
-    st = path.stat()
-    atomic_write_text(_stamp_path(path), json.dumps({
-        "size": st.st_size, "mtime_ns": st.st_mtime_ns, "expected_size": f.size,
-        "expected_sha256": f.sha256, "sha256": digest}))
+    if path.is_dir():
+        n, total, _ = _folder_listing(path)
+        info = {"files": n, "bytes": total, "sha256": digest}
+    else:
+        st = path.stat()
+        info = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    atomic_write_text(_stamp_path(path), json.dumps({**info, **_expectation(f)}))
+
+
+def forget(path: Path) -> None:
+    """Delete a cached download (file or folder) and its stamp: the next run fetches it again."""
+    _stamp_path(path).unlink(missing_ok=True)
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def verify_folder(path: Path, f: NeededFile) -> str:
+    """A folder is accepted when it holds files; its digest is that of its listing."""
+    n, _, digest = _folder_listing(path)
+    if n == 0:
+        raise VerificationError(f"{f.name}: the folder {path} holds no files")
+    return f"folder:{digest}"
 
 
 # ------------------------------------------------------------------------------------------ HTTP
@@ -124,6 +199,10 @@ def _http_to_part(session, url: str, params: dict | None, part: Path, cfg: Downl
                     if r.status_code in (408, 429) or r.status_code >= 500:
                         raise _Incomplete(f"HTTP {r.status_code}")
                     raise DownloadError(f"{label}: HTTP {r.status_code} from {r.url}")
+                ctype = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                if ctype in ("text/html", "application/xhtml+xml") and not label.lower().endswith((".html", ".htm")):
+                    raise VerificationError(f"{label}: {r.url} answered with a web page (Content-Type {ctype}: "
+                                            "an error, login or quota page), not the file")
                 if have and r.status_code != 206:
                     have = 0  # server ignored the Range header: start over
                 total = _total_from(r, have)
@@ -228,23 +307,54 @@ def _resolve_drive(session, file_id: str, cfg: DownloadConfig, label: str) -> tu
 # ----------------------------------------------------------------------------------- Hugging Face
 
 def _hf_download(where: str, dest: Path, cfg: DownloadConfig, label: str, repo_type: str = "dataset") -> None:
+    from huggingface_hub import hf_hub_download
+
+    repo_id, _, filename = where.partition(":")
+    _hub_reachable(label)
+    try:
+        got = hf_hub_download(repo_id, filename, repo_type=repo_type, cache_dir=str(cfg.cache_dir / ".hf"))
+    except Exception as exc:  # noqa: BLE001 -- the hub raises many types (offline, 404, auth)
+        raise DownloadError(f"{label}: Hugging Face {repo_id}/{filename}: {type(exc).__name__}: {exc}") from None
+    shutil.copyfile(got, dest)
+
+
+def _hf_folder_download(c: Candidate, dest: Path, cfg: DownloadConfig, label: str) -> None:
+    """A dataset repository (or the files of it matching ``c.patterns``) as the folder ``dest``.
+
+    Downloaded into a hidden staging folder (the hub client resumes it after an interruption) and
+    renamed into place when complete, so ``dest`` never holds a partial snapshot.
+    """
+    from huggingface_hub import snapshot_download
+
+    _hub_reachable(label)
+    staging = dest.with_name(f".{dest.name}.hf-partial")
+    try:
+        snapshot_download(c.where, repo_type="dataset", local_dir=str(staging),
+                          allow_patterns=list(c.patterns) or None)
+    except Exception as exc:  # noqa: BLE001 -- the hub raises many types (offline, 404, auth)
+        raise DownloadError(f"{label}: Hugging Face dataset {c.where}: {type(exc).__name__}: {exc}") from None
+    shutil.rmtree(staging / ".cache", ignore_errors=True)  # the hub client's resume records
+    if not any(p.is_file() for p in staging.rglob("*")):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise VerificationError(f"{label}: Hugging Face dataset {c.where} has no files matching "
+                                f"{', '.join(c.patterns) or 'anything'}")
+    if dest.exists():
+        forget(dest)
+    os.replace(staging, dest)
+
+
+def _hub_reachable(label: str) -> None:
     import socket
     from urllib.parse import urlparse
 
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import constants
 
-    repo_id, _, filename = where.partition(":")
     host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
     try:
         socket.getaddrinfo(host, 443)
     except OSError:
         # Checked first because the hub client would spend a minute on its own retries.
         raise DownloadError(f"{label}: cannot resolve {host} (offline?)") from None
-    try:
-        got = hf_hub_download(repo_id, filename, repo_type=repo_type, cache_dir=str(cfg.cache_dir / ".hf"))
-    except Exception as exc:  # noqa: BLE001 -- the hub raises many types (offline, 404, auth)
-        raise DownloadError(f"{label}: Hugging Face {repo_id}/{filename}: {type(exc).__name__}: {exc}") from None
-    shutil.copyfile(got, dest)
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -259,52 +369,104 @@ def _fetch_candidate(c: Candidate, f: NeededFile, part: Path, cfg: DownloadConfi
         _hf_download(c.where, part, cfg, f.name)
     elif c.kind == "hf-model":
         _hf_download(c.where, part, cfg, f.name, repo_type="model")
+    elif c.kind == "gdrive-folder":
+        raise DownloadError(f"{f.name}: Google Drive folder {c.where} cannot be fetched automatically; "
+                            f"download it by hand (https://drive.google.com/drive/folders/{c.where})")
     else:
         raise DownloadError(f"{f.name}: unknown candidate kind {c.kind!r}")
 
 
 @dataclass(frozen=True)
 class Fetched:
-    path: Path
-    sha256: str
+    path: Path  # a file, or a folder for a folder-kind NeededFile obtained as a folder
+    sha256: str  # of the file; "folder:<sha256 of its listing>" for a folder
     size: int
     origin: str  # "from-dir", "cache" or the candidate it came from
+    cached: bool = False  # True: the file lives in the download cache (it may be deleted and re-fetched)
+
+
+def _size(path: Path) -> int:
+    return _folder_listing(path)[1] if path.is_dir() else path.stat().st_size
+
+
+def _from_dir(f: NeededFile, cfg: DownloadConfig) -> Fetched:
+    base = Path(cfg.from_dir)
+    path = base / f.name
+    if f.folder and path.is_dir():
+        try:
+            return Fetched(path, verify_folder(path, f), _size(path), "from-dir")
+        except DownloadError as exc:
+            raise UserError(f"--from-dir: {exc}") from None
+    if f.folder:
+        path = base / f.archive_name
+    if not path.is_file():
+        what = f"{f.name}/ (a folder) or {f.archive_name}" if f.folder else f.name
+        raise UserError(f"--from-dir: {what} not found in {base}" + (f" (expected: {f.expect})" if f.expect else ""))
+    try:
+        digest = verify(path, f)
+    except DownloadError as exc:
+        raise UserError(f"--from-dir: {path} failed verification: {exc}; replace it with a good copy") from None
+    return Fetched(path, digest, path.stat().st_size, "from-dir")
+
+
+def _cached(f: NeededFile, cfg: DownloadConfig) -> Fetched | None:
+    """A cached copy that was validated before (or validates now); a bad one is deleted."""
+    options = [(cfg.cache_dir / f.name, True)] if f.folder else []
+    for dest, is_folder in options + [(cfg.cache_dir / f.archive_name, False)]:
+        if not (dest.is_dir() if is_folder else dest.is_file()):
+            continue
+        digest = None if cfg.force else _verified_before(dest, f)
+        if digest is None:
+            try:
+                digest = verify_folder(dest, f) if dest.is_dir() else verify(dest, f)
+            except DownloadError as exc:
+                if cfg.progress:
+                    tqdm.write(f"{exc}; the cached copy {dest} is deleted and fetched again")
+                forget(dest)  # a file that fails is never used
+                continue
+            _stamp(dest, f, digest)
+        return Fetched(dest, digest, _size(dest), "cache", cached=True)
+    return None
+
+
+def _ordered(candidates) -> list[Candidate]:
+    """Live candidates first, then those reported dead (kept as a last resort)."""
+    return [c for c in candidates if not c.dead] + [c for c in candidates if c.dead]
 
 
 def fetch(f: NeededFile, cfg: DownloadConfig) -> Fetched:
-    """Return a verified local copy of ``f``, downloading it if needed.
+    """Return a validated local copy of ``f`` (a file, or a folder for folder-kind files),
+    downloading it if needed. Nothing is recorded as good before :func:`verify` passed.
 
-    Raises UserError naming the file when no candidate yields a file that verifies.
+    Raises UserError naming the file when no candidate yields a copy that validates.
     """
     if cfg.from_dir is not None:
-        path = Path(cfg.from_dir) / f.name
-        if not path.is_file():
-            raise UserError(f"--from-dir: {f.name} not found in {cfg.from_dir}")
-        try:
-            digest = verify(path, f)
-        except DownloadError as exc:
-            raise UserError(f"--from-dir: {path} failed verification: {exc}") from None
-        return Fetched(path, digest, path.stat().st_size, "from-dir")
-
+        return _from_dir(f, cfg)
     cfg.cache_dir.mkdir(parents=True, exist_ok=True)
-    dest = cfg.cache_dir / f.name
-    if _verified_before(dest, f):
-        return Fetched(dest, json.loads(_stamp_path(dest).read_text())["sha256"], dest.stat().st_size, "cache")
-    if dest.exists():
-        try:
-            digest = verify(dest, f)
-            _stamp(dest, f, digest)
-            return Fetched(dest, digest, dest.stat().st_size, "cache")
-        except DownloadError:
-            dest.unlink()  # a file that fails is never used
+    got = _cached(f, cfg)
+    if got is not None:
+        return got
 
-    candidates = (Candidate("url", cfg.mirror.rstrip("/") + "/" + quote(f.name)),) if cfg.mirror else f.candidates
+    name = f.archive_name
+    candidates = (Candidate("url", cfg.mirror.rstrip("/") + "/" + quote(name)),) if cfg.mirror else _ordered(f.candidates)
+    dest = cfg.cache_dir / name
+    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     errors = []
     session = _session()
     origin = part.with_name(part.name + ".from")
     for c in candidates:
         here = f"{c.kind} {c.where}"
+        if c.kind == "hf-folder":
+            folder = cfg.cache_dir / f.name
+            try:
+                _hf_folder_download(c, folder, cfg, f.name)
+                digest = verify_folder(folder, f)
+            except DownloadError as exc:
+                errors.append(f"[{here}] {exc}")
+                continue
+            _stamp(folder, f, digest)
+            return Fetched(folder, digest, _size(folder), here, cached=True)
         # A partial file is resumed only from the place it came from.
         if part.exists() and (not origin.exists() or origin.read_text() != here):
             part.unlink()
@@ -313,8 +475,8 @@ def fetch(f: NeededFile, cfg: DownloadConfig) -> Fetched:
             _fetch_candidate(c, f, part, cfg, session)
             digest = verify(part, f)
         except DownloadError as exc:
-            errors.append(f"[{c.kind} {c.where}] {exc}")
-            # A file that failed verification is never resumed or used; a transfer that failed
+            errors.append(f"[{here}{' (reported dead)' if c.dead else ''}] {exc}")
+            # A file that failed validation is never resumed or used; a transfer that failed
             # midway is kept, so the next run resumes it with a Range request.
             if isinstance(exc, VerificationError):
                 part.unlink(missing_ok=True)
@@ -324,6 +486,8 @@ def fetch(f: NeededFile, cfg: DownloadConfig) -> Fetched:
         os.replace(part, dest)
         origin.unlink(missing_ok=True)
         _stamp(dest, f, digest)
-        return Fetched(dest, digest, dest.stat().st_size, here)
+        return Fetched(dest, digest, dest.stat().st_size, here, cached=True)
+    hand = f"{f.name}/ (a folder) or {f.archive_name}" if f.folder else f.name
     raise UserError(f"could not obtain {f.name}: " + "; ".join(errors)
-                    + ". Download it by hand and pass its folder with --from-dir")
+                    + f". Download it by hand and put it in a folder as {hand}"
+                    + (f" ({f.expect})" if f.expect else "") + ", then pass that folder with --from-dir")

@@ -27,14 +27,17 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import manifest as mf
-from .download import DownloadConfig, fetch
+from .download import DownloadConfig, Fetched, fetch, forget
 from .errors import UserError
-from .extract import safe_extract
-from .io import atomic_write_bytes, atomic_write_text, read_image, save_image, sha256_bytes, sha256_file
+from .extract import DEFAULT_LIMITS, ArchiveProblem, DamagedArchive, EncryptedArchive, ExtractLimits, safe_extract
+from .io import atomic_write_bytes, atomic_write_text, is_plain_png, read_image, save_image, sha256_bytes, sha256_file
 from .layout import item_id, pair_relpaths
-from .pairing import SourcePair, pair_source
-from .sources import Recipe, all_recipes, recipes_for
+from .lock import FolderLock
+from .pairing import IMAGE_SUFFIXES, SourcePair, pair_source
+from .sources import NeededFile, Recipe, all_recipes, preset_recipes, recipes_for
+from .sources.base import ARCHIVE_SUFFIXES
 from .synth import seed_for, synthesize
+from .synth.base import STORE_AWARE
 from .synth.inpaint import apply_mask
 from .tasks import DEGRADATIONS, SPLITS
 
@@ -52,6 +55,9 @@ class FullBuildConfig:
     force: bool = False
     progress: bool = True
     flush_every: int = 500  # manifest rows between periodic flushes
+    limits: ExtractLimits = DEFAULT_LIMITS  # bounds on what one archive may expand to
+    # How synthetic noisy/JPEG LQ is stored as uint8: "truncate", as DA-CLIP's generate_LQ.py.
+    uint8_store: str = "truncate"
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class Job:
     origin: str  # manifest "source"
     licence: str
     params: str  # JSON of what identifies the inputs (recipe, source files, extras)
+    gt_expect: tuple | None = None  # published (size, sha256) of the GT file: checked before use
+    store: str | None = None  # uint8 store convention of the synthetic LQ (noisy, jpeg-compressed)
 
     @property
     def id(self) -> str:
@@ -77,6 +85,18 @@ class Job:
     @property
     def key(self) -> str:
         return hashlib.sha256(json.dumps([self.lq_kind, self.seed, self.params]).encode()).hexdigest()[:16]
+
+
+def _digest_problem(job: "Job") -> str | None:
+    """Why the GT file is not the published one (expected and actual values), or None."""
+    if job.gt_expect is None:
+        return None
+    size, sha = job.gt_expect
+    have_size, have = Path(job.gt).stat().st_size, sha256_file(job.gt)
+    if have == sha and (size is None or have_size == size):
+        return None
+    return (f"{Path(job.gt).name}: sha256 {have} ({have_size} bytes), expected the published {sha}"
+            + (f" ({size} bytes)" if size is not None else "") + "; the file is not used")
 
 
 @dataclass
@@ -91,6 +111,8 @@ class RecipeOutcome:
     problems: list = field(default_factory=list)
     error: str | None = None
     notes: list = field(default_factory=list)
+    variant: str = ""  # which of the source's file sets was used
+    layout: list = field(default_factory=list)  # which of the known inner layouts was met
 
 
 # ------------------------------------------------------------------------------------ conversion
@@ -106,14 +128,9 @@ def _read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
 
 def _png_bytes_if_plain(path: str) -> bytes | None:
     """The file's bytes when it already is an 8-bit RGB PNG: copied as is, saving a re-encode."""
-    if not path.lower().endswith(".png"):
+    if not path.lower().endswith(".png") or not is_plain_png(path):
         return None
-    try:
-        with Image.open(path) as im:
-            plain = im.format == "PNG" and im.mode == "RGB"
-    except OSError:
-        return None
-    return Path(path).read_bytes() if plain else None
+    return Path(path).read_bytes()
 
 
 def _write(path: Path, img: np.ndarray, src: str | None) -> bytes:
@@ -143,6 +160,10 @@ def convert(job: Job, root: str, row: dict | None, force: bool) -> dict:
     if not force and _is_current(root, job, row):
         return {"status": "skipped", "id": job.id}
     params = {**json.loads(job.params), "job_key": job.key}
+    bad = _digest_problem(job)
+    if bad is not None:
+        return {"status": "failed", "id": job.id, "problem": {
+            "id": job.id, "kind": "digest-mismatch", "lq": job.lq, "gt": job.gt, "detail": bad}}
     try:
         gt = read_image(job.gt)
         if job.lq_kind == "real":
@@ -152,7 +173,7 @@ def convert(job: Job, root: str, row: dict | None, force: bool) -> dict:
                     "id": job.id, "kind": "size-mismatch", "lq": job.lq, "gt": job.gt,
                     "detail": f"LQ {lq.shape[1]}x{lq.shape[0]} vs GT {gt.shape[1]}x{gt.shape[0]}"}}
         elif job.lq_kind == "synthetic":
-            out = synthesize(job.task, gt, job.seed)
+            out = synthesize(job.task, gt, job.seed, store=job.store)
             lq, params = out.lq, {**params, **out.params}
         else:
             out = apply_mask(gt, _read_mask(job.mask, (gt.shape[1], gt.shape[0])))
@@ -190,38 +211,95 @@ def _label(path: Path | None, located: dict[str, Path]) -> str | None:
 
 
 def plan_jobs(recipe: Recipe, pairs: list[SourcePair], located: dict[str, Path], cfg: FullBuildConfig,
-              file_sha: dict[str, str] | None = None) -> list[Job]:
+              file_sha: dict[str, str] | None = None, problems: list | None = None) -> list[Job]:
     """One Job per (type, pair). ``file_sha`` (needed file -> sha256) ties each pair to the exact
-    archive it came from, so a changed download rebuilds its pairs."""
+    archive it came from, so a changed download rebuilds its pairs. Two pairs that would write the
+    same output are never both built: the second is reported in ``problems``."""
     file_sha = file_sha or {}
-    jobs = []
+    fetched = set(located.values())
+    jobs: list[Job] = []
+    seen: dict[str, Job] = {}
     for task in recipe.tasks:
         if task not in cfg.tasks:
             continue
         for p in pairs:
-            if (task, p.split) not in recipe.expected:
+            if (task, p.split) not in recipe.expected or (p.task is not None and p.task != task):
                 continue
             name = f"{p.name}.png"
             seed = None if recipe.lq == "real" else seed_for(cfg.seed, "full", task, p.split, name)
+            store = cfg.uint8_store if recipe.lq == "synthetic" and task in STORE_AWARE else None
             gt_label = _label(p.gt, located)
             labels = {"gt_source": gt_label, "lq_source": _label(p.lq, located), "mask_source": _label(p.mask, located)}
             origins = {lab.split(":", 1)[0] for lab in labels.values() if lab}
             params = {"recipe": recipe.name, **labels, **dict(p.extra),
                       "source_sha256": {n: file_sha[n] for n in sorted(origins) if n in file_sha}}
+            if store is not None:
+                params["uint8_store"] = store
             if recipe.notes:
                 params["notes"] = list(recipe.notes)
-            jobs.append(Job(task, p.split, name, str(p.gt), None if p.lq is None else str(p.lq),
-                            None if p.mask is None else str(p.mask), recipe.lq, seed,
-                            f"{recipe.title}: {gt_label}", recipe.licence,
-                            json.dumps({k: v for k, v in params.items() if v is not None}, sort_keys=True)))
+            # Files found inside archives are checked against their published digests (files
+            # that are needed files themselves were checked when they were fetched).
+            expect = None if p.gt in fetched else recipe.member_digests.get(p.gt.name)
+            job = Job(task, p.split, name, str(p.gt), None if p.lq is None else str(p.lq),
+                      None if p.mask is None else str(p.mask), recipe.lq, seed,
+                      f"{recipe.title}: {gt_label}", recipe.licence,
+                      json.dumps({k: v for k, v in params.items() if v is not None}, sort_keys=True),
+                      expect, store)
+            if job.id in seen:
+                if problems is not None:
+                    problems.append({"kind": "duplicate-name", "file": str(p.gt),
+                                     "detail": f"same output {job.id} as {seen[job.id].gt}; not built"})
+                continue
+            seen[job.id] = job
+            jobs.append(job)
     return jobs
 
 
-def _prepare(recipe: Recipe, cfg: FullBuildConfig, dl: DownloadConfig, outcome: RecipeOutcome) -> dict[str, Path]:
-    """Fetch, verify and extract the recipe's files; returns needed file name -> folder or file."""
+def _in_from_dir(f: NeededFile, base: Path) -> bool:
+    """The file (or, for a folder, the folder or its zip) is present in ``base``."""
+    return (base / f.archive_name).is_file() or (f.folder and (base / f.name).is_dir())
+
+
+def _extract(f: NeededFile, got: Fetched, recipe: Recipe, cfg: FullBuildConfig) -> Path:
+    """Extract an archive under <root>/.extracted (again when the archive changed or --force)."""
+    dest = cfg.root / ".extracted" / recipe.name / f.name
+    stamp = dest.with_name(f".{dest.name}.sha256")
+    stale = cfg.force or (dest.exists() and (not stamp.exists() or stamp.read_text() != got.sha256))
+    try:
+        safe_extract(got.path, dest, keep=None if f.keep_all else recipe.keep_member, force=stale,
+                     progress=cfg.progress, limits=cfg.limits)
+    except EncryptedArchive as exc:
+        raise UserError(f"{exc}" + (f"; {f.note}" if f.note else "")) from None
+    except ArchiveProblem as exc:
+        if got.cached and isinstance(exc, DamagedArchive):
+            forget(got.path)  # a file that fails is never used: the next run fetches it anew
+            raise UserError(f"{exc}; the download {got.path} was deleted, run again to fetch it anew") from None
+        if got.cached:
+            raise UserError(f"{exc}; to fetch it again, delete it: rm -r '{got.path}'") from None
+        raise UserError(f"{exc}; replace {got.path} with a good copy") from None
+    atomic_write_text(stamp, got.sha256)
+    return dest
+
+
+def _expand_folder(f: NeededFile, folder: Path, recipe: Recipe, cfg: FullBuildConfig, outcome: RecipeOutcome) -> Path:
+    """A downloaded folder that holds archives but no images (a hub repo of zips): extract them."""
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    archives = [p for p in files if p.name.lower().endswith(ARCHIVE_SUFFIXES)]
+    if not archives or any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+        return folder
+    for a in sorted(archives):
+        inner = NeededFile(f"{f.name}/{a.relative_to(folder).as_posix()}", (), keep_all=f.keep_all)
+        _extract(inner, Fetched(a, sha256_file(a), a.stat().st_size, "folder", cached=True), recipe, cfg)
+    outcome.layout.append(f"{f.name}: a folder of archives ({', '.join(a.name for a in sorted(archives))}), extracted")
+    return cfg.root / ".extracted" / recipe.name / f.name
+
+
+def _obtain(recipe: Recipe, files: tuple[NeededFile, ...], cfg: FullBuildConfig, dl: DownloadConfig,
+            outcome: RecipeOutcome) -> dict[str, Path]:
+    """Fetch, validate and extract one file set; needed file name -> folder or file."""
     located: dict[str, Path] = {}
     missing = []
-    for f in recipe.files:
+    for f in files:
         try:
             got = fetch(f, dl)
         except UserError as exc:
@@ -230,20 +308,45 @@ def _prepare(recipe: Recipe, cfg: FullBuildConfig, dl: DownloadConfig, outcome: 
                 break  # the network failed for this source: do not try its other files one by one
             continue  # --from-dir: list every missing file at once
         outcome.files[f.name] = {"size": got.size, "sha256": got.sha256, "from": got.origin,
-                                 "expected_size": f.size, "expected_sha256": f.sha256}
-        if f.is_archive:
-            dest = cfg.root / ".extracted" / recipe.name / f.name
-            stamp = dest.with_name(f".{f.name}.sha256")
-            stale = dest.exists() and (not stamp.exists() or stamp.read_text() != got.sha256)
-            safe_extract(got.path, dest, keep=recipe.keep_member, force=stale, progress=cfg.progress)
-            atomic_write_text(stamp, got.sha256)
-            located[f.name] = dest
+                                 "expected_size": f.size, "expected_sha256": f.sha256, "expected_md5": f.md5}
+        if got.path.is_dir():
+            located[f.name] = _expand_folder(f, got.path, recipe, cfg, outcome)
+        elif f.is_archive:
+            located[f.name] = _extract(f, got, recipe, cfg)
         else:
             located[f.name] = got.path
     if missing:
         raise UserError(" | ".join(missing[:5])
                         + (f" | and {len(missing) - 5} more files" if len(missing) > 5 else ""))
     return located
+
+
+def _prepare(recipe: Recipe, cfg: FullBuildConfig, dl: DownloadConfig, outcome: RecipeOutcome) -> dict[str, Path]:
+    """The first of the recipe's file sets that can be obtained completely (--from-dir: the first
+    one whose files are all in the folder); returns needed file name -> folder or file."""
+    sets = recipe.file_sets()
+    if dl.from_dir is not None and len(sets) > 1:
+        present = [(label, files) for label, files in sets if all(_in_from_dir(f, Path(dl.from_dir)) for f in files)]
+        if not present:
+            need = " or ".join(f"[{label}] " + " + ".join(f.archive_name for f in files
+                                                            if not _in_from_dir(f, Path(dl.from_dir)))
+                               for label, files in sets)
+            raise UserError(f"--from-dir {dl.from_dir}: {recipe.name} needs one of these file sets, and these "
+                            f"of their files are missing: {need}")
+        sets = present[:1]
+    elif dl.from_dir is None:
+        # A release already downloaded completely is used again before another is tried.
+        sets = sorted(sets, key=lambda fs: not all(_in_from_dir(f, dl.cache_dir) for f in fs[1]))
+    errors = []
+    for label, files in sets:
+        try:
+            located = _obtain(recipe, files, cfg, dl, outcome)
+        except UserError as exc:
+            errors.append(f"[{label}] {exc}" if label else str(exc))
+            continue
+        outcome.variant = label
+        return located
+    raise UserError(" || ".join(errors))
 
 
 # ---------------------------------------------------------------------------------------- build
@@ -299,10 +402,18 @@ def _remove_partial_outputs(root: Path, tasks) -> None:
 
 
 def build_full(cfg: FullBuildConfig, recipes: list[Recipe] | None = None) -> dict:
-    """Build the selected recipes into cfg.root; returns the build report (also written to disk)."""
+    """Build the selected recipes into cfg.root; returns the build report (also written to disk).
+
+    Holds the root's writer lock throughout: a second writer (another build, captioning) is
+    refused with an error naming this one, instead of both rewriting the manifest.
+    """
     root = Path(cfg.root)
-    root.mkdir(parents=True, exist_ok=True)
-    dl = cfg.download or DownloadConfig(cache_dir=root / ".downloads", progress=cfg.progress)
+    with FolderLock(root, "dataset root"):
+        return _build_full_locked(cfg, root, recipes)
+
+
+def _build_full_locked(cfg: FullBuildConfig, root: Path, recipes: list[Recipe] | None) -> dict:
+    dl = cfg.download or DownloadConfig(cache_dir=root / ".downloads", progress=cfg.progress, force=cfg.force)
     recipes = recipes if recipes is not None else recipes_for(cfg.tasks)
     report = read_report(root)
     _remove_partial_outputs(root, cfg.tasks)
@@ -314,13 +425,15 @@ def build_full(cfg: FullBuildConfig, recipes: list[Recipe] | None = None) -> dic
         outcomes.append(out)
         try:
             located = _prepare(recipe, cfg, dl, out)
+            paired = pair_source(recipe.pairing, located)
         except UserError as exc:
             out.error = str(exc)
             _save_report(root, report, outcomes)
             continue
-        paired = pair_source(recipe.pairing, located)
         out.problems = paired.problems
-        jobs = plan_jobs(recipe, paired.pairs, located, cfg, {n: f["sha256"] for n, f in out.files.items()})
+        out.layout += paired.layout
+        jobs = plan_jobs(recipe, paired.pairs, located, cfg, {n: f["sha256"] for n, f in out.files.items()},
+                         out.problems)
         out.found = dict(Counter(f"{j.task}/{j.split}" for j in jobs))
         manifest = _build_jobs(root, jobs, cfg, manifest, out)
         _save_report(root, report, outcomes)
@@ -414,6 +527,10 @@ def paper_counts() -> dict[tuple[str, str], int]:
 
 def status_table(root: Path) -> str:
     """Per type and split: pairs present (manifest rows whose files exist) / the paper's count."""
+    if not mf.manifest_path(root).is_file():
+        what = "does not exist" if not root.exists() else "is a file" if not root.is_dir() else "has no dataset"
+        raise UserError(f"--status: {root} {what} (no {mf.manifest_path(root).name}); build a dataset there with "
+                        f"--all, --only TYPE or --preset, or index an official-layout folder with --index {root}")
     df = mf.read_manifest(root, required=False)
     present: Counter = Counter()
     for r in df.to_dict("records"):
@@ -430,7 +547,14 @@ def status_table(root: Path) -> str:
         lines.append(f"{t:<16} " + " ".join(cells))
     tot = [(sum(present[(t, s)] for t in DEGRADATIONS), sum(paper.get((t, s), 0) for t in DEGRADATIONS)) for s in SPLITS]
     lines.append(f"{'total':<16} " + " ".join(f"{f'{h}/{w}':>22}" for h, w in tot))
+    lines.append("have: pairs in the manifest whose LQ and GT files exist under the root; paper: the paper's "
+                 "count (val = its test set). '-' fewer pairs than the paper, '+' more, no mark: equal.")
     return "\n".join(lines)
+
+
+def _known(f: NeededFile) -> str:
+    digests = ", ".join(f"{k} {v}" for k, v in f.digests.items()) or "digest not published"
+    return f"size {f.size if f.size is not None else 'not published'}, {digests}"
 
 
 def list_text(recipes: list[Recipe]) -> str:
@@ -440,14 +564,28 @@ def list_text(recipes: list[Recipe]) -> str:
         out.append(f"  split:   {r.split_note}")
         out.append("  paper:   " + ", ".join(f"{t}/{s} {n}" for (t, s), n in r.expected.items()))
         out.append(f"  licence: {r.licence}")
+        for label, names in r.variants:
+            out.append(f"  either:  {label}: {' + '.join(names) if len(names) < 4 else f'{len(names)} files'}")
+        shown: set[str] = set()
         for f in r.files:
-            if f.name[:-4].isdigit() and r.name == "celebahq" and f.name != "000000.png":
-                continue  # the 100 masks share one pattern; listed once
-            known = f"size {f.size if f.size is not None else '?'}, sha256 {f.sha256 or '?'}"
-            shown = f.name + (" ... 000099.png (100 masks)" if f.name == "000000.png" else "")
-            out.append(f"  file:    {shown}  ({known})")
+            if f.group:
+                if f.group in shown:
+                    continue
+                shown.add(f.group)
+                members = [g for g in r.files if g.group == f.group]
+                out.append(f"  files:   {f.group}: {members[0].name} ... {members[-1].name} ({len(members)} files; "
+                           f"sizes and sha256 {'published' if all(g.sha256 for g in members) else 'partly published'}; "
+                           "--list --json lists each)")
+            else:
+                kind = " (a folder, or its .zip)" if f.folder else ""
+                out.append(f"  file:    {f.name}{kind}  ({_known(f)})")
+                if f.expect:
+                    out.append(f"           holds: {f.expect}")
             for c in f.candidates:
-                out.append(f"           {c.kind}: {c.where}" + (f"  ({c.note})" if c.note else ""))
+                where = c.where.replace(Path(f.name).name, "<name>") if f.group else c.where
+                dead = "  [reported dead: tried last]" if c.dead else ""
+                manual = "  [download by hand]" if c.kind == "gdrive-folder" else ""
+                out.append(f"           {c.kind}: {where}" + (f"  ({c.note})" if c.note else "") + dead + manual)
         for n in r.notes:
             out.append(f"  note:    {n}")
     return "\n".join(out)
@@ -467,6 +605,10 @@ def summary_text(report: dict, names: list[str]) -> str:
         found = ", ".join(f"{k} {v}" + (f"/{r['expected'][k]}" if k in r["expected"] else "") for k, v in sorted(r["found"].items()))
         lines.append(f"{n}: {r['built']} built, {r['skipped']} up to date, {len(r['failed'])} failing, "
                      f"{len(r['problems'])} unpaired files; found {found or 'nothing'}")
+        if r.get("variant"):
+            lines.append(f"  used: {r['variant']}")
+        for note in r.get("layout", []):
+            lines.append(f"  layout: {note}")
         for p in r["failed"][:10]:
             lines.append(f"  failing pair {p['id']}: {p['kind']}: {p['detail']}")
         for p in r["problems"][:10]:
@@ -474,16 +616,18 @@ def summary_text(report: dict, names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def run_cli(args) -> int:
-    """The --all/--only/--list/--status part of builders.build."""
+def run_cli(args, recipes: list[Recipe] | None = None, default_root: Path = DEFAULT_ROOT) -> int:
+    """The --all/--only/--list/--status/--preset daclip-val part of builders.build."""
+    from .extract import ExtractLimits, parse_size
     from .tasks import parse_tasks
 
     tasks = tuple(parse_tasks(args.only)) if args.only else DEGRADATIONS
-    recipes = recipes_for(tasks)
+    if recipes is None:
+        recipes = recipes_for(tasks) + ([] if args.only or not args.list else preset_recipes())
     if args.list:
         print(list_json(recipes) if args.json else list_text(recipes))
         return 0
-    root = Path(args.root or DEFAULT_ROOT)
+    root = Path(args.root or default_root)
     if args.status:
         print(status_table(root))
         return 0
@@ -493,11 +637,14 @@ def run_cli(args) -> int:
         raise UserError(f"--from-dir: not a folder: {args.from_dir}")
     if args.from_dir is not None and args.mirror:
         raise UserError("choose one of --from-dir and --mirror")
+    if args.max_extract_ratio <= 0:
+        raise UserError(f"--max-extract-ratio must be positive, got {args.max_extract_ratio:g}")
+    limits = ExtractLimits(max_bytes=parse_size(args.max_extract_size), max_ratio=args.max_extract_ratio)
     dl = DownloadConfig(cache_dir=root / ".downloads", mirror=args.mirror,
                         from_dir=None if args.from_dir is None else Path(args.from_dir),
-                        retries=args.retries, progress=not args.quiet)
+                        retries=args.retries, progress=not args.quiet, force=args.force)
     cfg = FullBuildConfig(root=root, tasks=tasks, download=dl, workers=args.workers, seed=args.seed,
-                          force=args.force, progress=not args.quiet)
+                          force=args.force, progress=not args.quiet, limits=limits)
     report = build_full(cfg, recipes)
     print(summary_text(report, [r.name for r in recipes]))
     print(f"report: {root / REPORT_NAME}")

@@ -66,16 +66,76 @@ def save_image(path: str | os.PathLike, img: np.ndarray) -> bytes:
     return data
 
 
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_DIRECT_MODES = ("RGB", "L", "1", "RGBX", "YCbCr")
+
+
+def _to_rgb(im: Image.Image, path: Path) -> np.ndarray:
+    """HxWx3 uint8 RGB of an opened image, whatever its mode; UserError naming a mode we refuse.
+
+    - 8-bit modes (RGB, L, 1, P, YCbCr, RGBX) convert as Pillow does (what cv2.imread gives).
+    - 16-bit images keep their high byte (x >> 8: 0 -> 0, 65535 -> 255, as Pillow decodes
+      16-bit colour PNGs); Pillow's own convert("RGB") would clip them to white.
+    - An alpha channel is dropped when it is fully opaque; real transparency is refused: which
+      background the pixels are meant to lie on is not ours to guess.
+    - CMYK goes through its embedded ICC profile to sRGB when it has one, else Pillow's formula.
+    - 32-bit integer and float images (and LAB, HSV) have no agreed 0..255 range: refused.
+    """
+    mode = im.mode
+    if mode.startswith("I;16") or (mode == "I" and im.format == "PNG"):
+        # "I" is how older Pillow releases open 16-bit grey PNGs; its values are 0..65535 there.
+        a = np.asarray(im).astype(np.uint32)
+        return np.repeat((np.clip(a, 0, 65535) >> 8).astype(np.uint8)[..., None], 3, axis=2)
+    if mode in _DIRECT_MODES:
+        return np.asarray(im.convert("RGB") if mode != "RGB" else im)
+    if mode == "P":
+        if "transparency" not in im.info:
+            return np.asarray(im.convert("RGB"))
+        im, mode = im.convert("RGBA"), "P with transparency"
+    elif mode == "CMYK":
+        icc = im.info.get("icc_profile")
+        if icc:
+            from PIL import ImageCms
+
+            try:
+                src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+                return np.asarray(ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB"))
+            except (ImageCms.PyCMSError, OSError):
+                pass  # a broken profile: fall back to the plain formula
+        return np.asarray(im.convert("RGB"))
+    elif mode not in _ALPHA_MODES:
+        kind = {"F": "32-bit float", "I": "32-bit integer"}.get(mode, mode)
+        raise UserError(f"cannot read image {path}: pixel mode {mode} ({kind}) has no agreed 0..255 range; "
+                        "convert it to an 8- or 16-bit RGB or grey PNG first")
+    rgba = np.asarray(im.convert("RGBA"))
+    if (rgba[..., 3] != 255).any():
+        raise UserError(f"cannot read image {path}: it has transparent pixels (mode {mode}); "
+                        "flatten it onto a background first")
+    return np.ascontiguousarray(rgba[..., :3])
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read any image Pillow can decode as an HxWx3 uint8 RGB array."""
+    """Read any image Pillow can decode as an HxWx3 uint8 RGB array (see :func:`_to_rgb` for the modes)."""
     path = Path(path)
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return _to_rgb(im, path)
     except FileNotFoundError:
         raise UserError(f"image not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"cannot read image {path}: it is a folder") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise UserError(f"cannot read image {path}: {exc}") from None
+
+
+def is_plain_png(path: str | os.PathLike) -> bool:
+    """True for an 8-bit RGB PNG without transparency: its bytes can be used as they are."""
+    try:
+        with Image.open(path) as im:
+            return (im.format == "PNG" and im.mode == "RGB" and "transparency" not in im.info
+                    and all(t[3] == "RGB" for t in im.tile))  # 16-bit colour PNGs also open as "RGB"
+    except (OSError, ValueError):
+        return False
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -77,7 +77,10 @@ class FolderLock:
                 _held[key][1] += 1
                 self._key = key
                 return self
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot lock {self.what} {self.folder} for writing: {exc.strerror or exc}") from None
         try:
             self._acquire(fd)
         except BaseException:

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -27,6 +30,7 @@ import pandas as pd
 from .errors import UserError
 from .io import atomic_write_bytes
 from .layout import manifest_path
+from .lock import FolderLock
 
 COLUMNS: tuple[str, ...] = (
     "id", "type", "split", "name", "lq_path", "gt_path", "source", "licence",
@@ -61,8 +65,9 @@ def read_manifest(root: str | Path, *, required: bool = True) -> pd.DataFrame:
     if not path.exists():
         if required:
             raise UserError(
-                f"no manifest at {path}: build the dataset first "
-                f"(python -m builders.build --preset mini --root {root})"
+                f"no manifest at {path}: build a dataset there first (python -m builders.build --preset mini "
+                f"--root {root}), or, if {root} already holds images in the official <split>/<type>/{{LQ,GT}} "
+                f"or <type>/{{LQ,GT}} layout, index them in place with python -m builders.build --index {root}"
             )
         return empty()
     try:
@@ -75,16 +80,43 @@ def read_manifest(root: str | Path, *, required: bool = True) -> pd.DataFrame:
     return df
 
 
+@contextmanager
+def sigint_deferred():
+    """Hold back Ctrl-C until the block is done, then raise it: a write that has started finishes.
+
+    Only in the main thread (signal handlers live there); elsewhere the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if caught:
+        if old is signal.default_int_handler:
+            raise KeyboardInterrupt
+        if callable(old):
+            old(signal.SIGINT, None)
+
+
 def write_manifest(root: str | Path, rows: Iterable[Mapping] | pd.DataFrame) -> Path:
-    """Write the manifest atomically (sorted by id; duplicate ids are an error)."""
+    """Write the manifest atomically (sorted by id; duplicate ids are an error).
+
+    Holds the root's writer lock (re-entrant: builders that hold it already pass through) and
+    defers Ctrl-C until the new manifest is in place, so an interrupt never loses it.
+    """
     df = normalise(rows)
     dup = df["id"][df["id"].duplicated()].tolist()
     if dup:
         raise ValueError(f"duplicate manifest ids: {dup[:5]}")
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
     path = manifest_path(root)
-    atomic_write_bytes(path, buf.getvalue())
+    with FolderLock(root, "dataset root"), sigint_deferred():
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        atomic_write_bytes(path, buf.getvalue())
     return path
 
 

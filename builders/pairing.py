@@ -8,6 +8,7 @@ folder (e.g. ``GOPRO_Large/`` or not) between mirrors.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,14 @@ class SourcePair:
     lq: Path | None = None  # None: the LQ is synthesised from the GT
     mask: Path | None = None  # official inpainting mask (uncompleted)
     extra: tuple = ()  # (key, value) pairs recorded in the manifest parameters
+    task: str | None = None  # the one degradation type it belongs to (None: every type of the recipe)
 
 
 @dataclass
 class PairingResult:
     pairs: list[SourcePair] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)  # {"kind", "file", "detail"}
+    layout: list[str] = field(default_factory=list)  # which of a source's known layouts was met
 
     def unpaired(self, files: Iterable[Path], detail: str) -> None:
         for f in sorted(files):
@@ -105,8 +108,15 @@ def strip_prefix(prefix: str) -> Callable[[str], str | None]:
     return key
 
 
-def _missing(result: PairingResult, where: Path, what: str) -> None:
-    result.problems.append({"kind": "missing-folder", "file": str(where), "detail": f"no {what} found"})
+def _missing(result: PairingResult, root: Path, what: str) -> None:
+    """Report a folder the rule did not find, with what the root holds instead (for layouts that
+    are not confirmed, this is what a user or maintainer needs to see)."""
+    try:
+        entries = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir() if not p.name.startswith("."))
+    except OSError:
+        entries = []
+    held = f" (it holds: {', '.join(entries[:8])}{', ...' if len(entries) > 8 else ''})" if entries else " (it is empty)"
+    result.problems.append({"kind": "missing-folder", "file": str(root), "detail": f"no {what} found{held}"})
 
 
 def pair_split_folders(res: PairingResult, root: Path, splits: tuple[tuple[str, str], ...], lq: str, gt: str,
@@ -118,12 +128,84 @@ def pair_split_folders(res: PairingResult, root: Path, splits: tuple[tuple[str, 
         if d is None:
             _missing(res, root, f"{folder}/{{{lq},{gt}}}")
             continue
+        res.layout.append(f"{root.name}: {where(root, d)}/{{{lq},{gt}}}")
         match(res, split, pick(images_in(d / lq)), pick(images_in(d / gt)), lq_key, gt_key)
     return res
 
 
 def _one(files: dict[str, Path]) -> Path:
     return next(iter(files.values()))
+
+
+def where(root: Path, d: Path) -> str:
+    """``d`` relative to ``root`` for layout notes ('.' when it is the root itself)."""
+    return d.relative_to(root).as_posix() or "."
+
+
+# ------------------------------------------------------------------ the official DA-CLIP layout
+
+OFFICIAL_SPLITS = {"train": "train", "val": "val", "test": "val"}
+_SKIP_DIRS = ("__MACOSX",)
+
+
+def find_official(root: Path, max_depth: int = 4) -> list[tuple[Path, str | None, str]]:
+    """(type folder, split folder name or None, type) for every ``<type>/{LQ,GT}`` at most
+    ``max_depth`` levels below ``root``, shallowest first. Hidden folders are not searched."""
+    from .tasks import DEGRADATIONS
+
+    found = []
+    base = len(Path(root).parts)
+    for dirpath, dirnames, _ in os.walk(root):
+        d = Path(dirpath)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".") and n not in _SKIP_DIRS)
+        if len(d.parts) - base >= max_depth:
+            dirnames[:] = []
+        if d.name in DEGRADATIONS and {"LQ", "GT"} <= set(dirnames):
+            parent = d.parent.name if d != Path(root) else None
+            found.append((d, parent if parent in OFFICIAL_SPLITS else None, d.name))
+            dirnames[:] = []
+    return sorted(found, key=lambda t: (len(t[0].parts), str(t[0])))
+
+
+def match_names(result: PairingResult, split: str, lq_dir: Path, gt_dir: Path, task: str | None = None) -> None:
+    """Pair LQ and GT files with the same file name (the official loaders' rule); report the rest,
+    and a second file of the same stem (x.png beside x.jpg: they would share one output name)."""
+    lq = {f.name: f for f in images_in(lq_dir)}
+    gt = {f.name: f for f in images_in(gt_dir)}
+    stems: dict[str, Path] = {}
+    for n in sorted(lq.keys() & gt.keys()):
+        stem = Path(n).stem
+        if stem in stems:
+            result.problems.append({"kind": "duplicate-name", "file": str(lq[n]),
+                                    "detail": f"same stem as {stems[stem].name}: one output name for both"})
+            continue
+        stems[stem] = lq[n]
+        result.pairs.append(SourcePair(split, stem, gt[n], lq[n], task=task))
+    other = {Path(n).stem: n for n in gt}
+    for n in sorted(lq.keys() - gt.keys()):
+        hint = f" (GT {other[Path(n).stem]} differs in its extension)" if Path(n).stem in other else ""
+        result.unpaired([lq[n]], "LQ without a GT of the same file name" + hint)
+    result.unpaired([gt[n] for n in gt.keys() - lq.keys()], "GT without an LQ of the same file name")
+
+
+@register_pairing("official")
+def pair_official(files: dict[str, Path]) -> PairingResult:
+    """[<top>/][val/]<type>/{LQ,GT}/<name> for the ten types, equal names; everything -> val."""
+    res, root = PairingResult(), _one(files)
+    found = find_official(root)
+    if not found:
+        _missing(res, root, "<type>/LQ and <type>/GT folders (official layout)")
+    seen: dict[str, Path] = {}
+    for d, _split, task in found:
+        if task in seen:
+            res.problems.append({"kind": "duplicate-folder", "file": str(d),
+                                 "detail": f"a second {task}/ folder; the first, {seen[task]}, is used"})
+            continue
+        seen[task] = d
+        n0 = len(res.pairs)
+        match_names(res, "val", d / "LQ", d / "GT", task=task)
+        res.layout.append(f"{where(root, d)}/{{LQ,GT}}: {len(res.pairs) - n0} pairs")
+    return res
 
 
 # ----------------------------------------------------------------------------------------- rules
@@ -137,6 +219,7 @@ def pair_gopro(files: dict[str, Path]) -> PairingResult:
         if seq_root is None:
             _missing(res, root, f"{folder}/<SEQ>/sharp")
             continue
+        res.layout.append(f"{root.name}: {where(root, seq_root)}/<SEQ>/{{blur,sharp}}")
         for seq in sorted(p for p in seq_root.iterdir() if p.is_dir()):
             if not (seq / "blur").is_dir() or not (seq / "sharp").is_dir():
                 _missing(res, seq, "blur/ and sharp/ folders")
@@ -179,32 +262,62 @@ def pair_rain100h(files: dict[str, Path]) -> PairingResult:
     return res
 
 
+_SRD_GT_SUFFIXES = ("_no_shadow", "_free")  # train GT <name>_no_shadow, test GT <name>_free
+
+
+def _srd_gt_key(stem: str) -> str:
+    return next((stem[: -len(sfx)] for sfx in _SRD_GT_SUFFIXES if stem.endswith(sfx)), stem)
+
+
 @register_pairing("srd")
 def pair_srd(files: dict[str, Path]) -> PairingResult:
-    """shadow/<name>.jpg with shadow_free/<name>_no_shadow.jpg, train and test archives."""
+    """shadow/<name> with shadow_free/<name>{_no_shadow,_free,} (or <x>_A/ with <x>_C/), per archive."""
     res = PairingResult()
-    for archive, split in (("SRD_Train.zip", "train"), ("SRD_Test.zip", "val")):
+    for archive, split, ac in (("SRD_Train.zip", "train", "train"), ("SRD_Test.zip", "val", "test")):
         root = files[archive]
-        lq_dirs = [d for d in find_dirs(root, "shadow") if (d.parent / "shadow_free").is_dir()]
-        if not lq_dirs:
-            _missing(res, root, "shadow/ next to shadow_free/")
+        layouts = [("shadow", "shadow_free"), (f"{ac}_A", f"{ac}_C")]
+        found = next(((d, lq, gt) for lq, gt in layouts for d in find_dirs(root, lq) if (d.parent / gt).is_dir()), None)
+        if found is None:
+            _missing(res, root, " or ".join(f"{lq}/ next to {gt}/" for lq, gt in layouts))
             continue
-        d = lq_dirs[0]
-        gt_key = lambda s: s.removesuffix("_no_shadow")
-        match(res, split, images_in(d), images_in(d.parent / "shadow_free"), same, gt_key)
+        d, lq, gt = found
+        gts = images_in(d.parent / gt)
+        suffixes = sorted({sfx for f in gts for sfx in _SRD_GT_SUFFIXES if f.stem.endswith(sfx)})
+        res.layout.append(f"{archive}: {lq}/ + {gt}/ (GT names " + (" / ".join(f"<name>{x}" for x in suffixes)
+                                                                  if suffixes else "equal to the LQ names") + ")")
+        match(res, split, images_in(d), gts, same, _srd_gt_key)
     return res
+
+
+def pair_folders_any(res: PairingResult, root: Path, split: str, layouts: tuple[tuple[str, str], ...],
+                     what: str, pick: Callable[[list[Path]], list[Path]] = lambda fs: fs) -> bool:
+    """Pair the first ``(lq, gt)`` folder layout found below ``root`` (equal names) and note which."""
+    for lq, gt in layouts:
+        d = next((p for p in find_dirs(root, lq) if (p.parent / gt).is_dir()), None)
+        if d is not None:
+            res.layout.append(f"{what}: {d.relative_to(root).as_posix()}/ + {gt}/")
+            match(res, split, pick(images_in(d)), pick(images_in(d.parent / gt)), same, same)
+            return True
+    _missing(res, root, " or ".join(f"{lq}/ next to {gt}/" for lq, gt in layouts))
+    return False
 
 
 @register_pairing("snow100k")
 def pair_snow100k(files: dict[str, Path]) -> PairingResult:
-    """{all, Snow100K-L}/{synthetic,gt}/<name>, names containing 'beautiful_smile' only."""
+    """Train: the author's subset ({synthetic,gt} or {LQ,GT}, every pair) or the full training
+    archive's all/{synthetic,gt} (names containing 'beautiful_smile'); val: the test archive's
+    Snow100K-L/{synthetic,gt} (same filter)."""
     from .sources.snow100k import SUBSET
 
     res = PairingResult()
-    for archive, folder, split in (("Snow100K-training.tar.gz", "all", "train"),
-                                   ("Snow100K-testset.tar.gz", "Snow100K-L", "val")):
-        pair_split_folders(res, files[archive], ((folder, split),), "synthetic", "gt",
-                           pick=lambda fs: [f for f in fs if SUBSET in f.name])
+    subset = lambda fs: [f for f in fs if SUBSET in f.name]  # noqa: E731
+    if "Snow100K-subset" in files:
+        pair_folders_any(res, files["Snow100K-subset"], "train", (("synthetic", "gt"), ("LQ", "GT")),
+                         "Snow100K-subset (author's training subset)")
+    else:
+        pair_split_folders(res, files["Snow100K-training.tar.gz"], (("all", "train"),), "synthetic", "gt", pick=subset)
+        res.layout.append("Snow100K-training.tar.gz: all/{synthetic,gt}, names containing 'beautiful_smile'")
+    pair_split_folders(res, files["Snow100K-testset.tar.gz"], (("Snow100K-L", "val"),), "synthetic", "gt", pick=subset)
     return res
 
 
@@ -221,39 +334,77 @@ def _gt_only(res: PairingResult, split: str, imgs: list[Path], name: Callable[[P
 
 @register_pairing("div2k-flickr2k")
 def pair_div2k_flickr2k(files: dict[str, Path]) -> PairingResult:
+    """DIV2K 0001-0900 + Flickr2K_HR, GT only. DIV2K is either ETH's two zips (DIV2K_train_HR
+    0001-0800, DIV2K_valid_HR 0801-0900) or EDSR's DIV2K.tar, whose DIV2K_train_HR may hold all
+    900 (then there is no DIV2K_valid_HR, and none is missing)."""
     res, imgs = PairingResult(), []
-    for archive, folders in (("DIV2K.tar", ("DIV2K_train_HR", "DIV2K_valid_HR")), ("Flickr2K.tar", ("Flickr2K_HR",))):
-        for folder in folders:
-            hits = find_dirs(files[archive], folder)
-            if not hits:
-                _missing(res, files[archive], folder)
-                continue
-            imgs += images_in(hits[0])
+    div2k = [files[n] for n in ("DIV2K_train_HR.zip", "DIV2K_valid_HR.zip", "DIV2K.tar") if n in files]
+    train_hr = next((h[0] for root in div2k if (h := find_dirs(root, "DIV2K_train_HR"))), None)
+    valid_hr = next((h[0] for root in div2k if (h := find_dirs(root, "DIV2K_valid_HR"))), None)
+    train = images_in(train_hr) if train_hr else []
+    valid = images_in(valid_hr) if valid_hr else []
+    held = {f.stem for f in train}
+    merged = any(s.isdigit() and int(s) > 800 for s in held)  # EDSR's tar: the valid images in train_HR
+    source = "ETH zips" if "DIV2K.tar" not in files else "DIV2K.tar"
+    if train_hr is None:
+        _missing(res, div2k[0] if div2k else Path("."), "DIV2K_train_HR")
+    if valid_hr is None and train_hr is not None and not merged:
+        _missing(res, div2k[0], "DIV2K_valid_HR (and DIV2K_train_HR holds no image after 0800)")
+    if valid_hr is None and merged:
+        res.layout.append(f"DIV2K ({source}): DIV2K_train_HR holds {len(train)} images, 0801-0900 among them "
+                          "(train and valid together); no DIV2K_valid_HR")
+    elif train_hr is not None and valid_hr is not None:
+        res.layout.append(f"DIV2K ({source}): DIV2K_train_HR ({len(train)}) + DIV2K_valid_HR ({len(valid)})")
+    both = held & {f.stem for f in valid}
+    if both:
+        res.layout.append(f"{len(both)} images are in both DIV2K_train_HR and DIV2K_valid_HR; used once")
+    imgs += train + [f for f in valid if f.stem not in both]
+    hits = find_dirs(files["Flickr2K.tar"], "Flickr2K_HR")
+    if not hits:
+        _missing(res, files["Flickr2K.tar"], "Flickr2K_HR")
+    else:
+        imgs += images_in(hits[0])
     _gt_only(res, "train", imgs)
     return res
 
 
 @register_pairing("live1")
 def pair_live1(files: dict[str, Path]) -> PairingResult:
-    res, root = PairingResult(), _one(files)
+    """The 29 reference images: single files (DnCNN's testsets/LIVE1) or the zip's refimgs/."""
+    res = PairingResult()
+    single = sorted(p for n, p in files.items() if n.startswith("LIVE1/"))
+    if single:
+        res.layout.append(f"{len(single)} single files (DnCNN testsets/LIVE1)")
+        _gt_only(res, "val", single)
+        return res
+    root = _one(files)
     hits = find_dirs(root, "refimgs")
     if not hits:
         _missing(res, root, "refimgs/")
     else:
+        res.layout.append(f"databaserelease2.zip: {hits[0].relative_to(root).as_posix()}/")
         _gt_only(res, "val", images_in(hits[0]))
     return res
 
 
 @register_pairing("cbsd68")
 def pair_cbsd68(files: dict[str, Path]) -> PairingResult:
-    """The clean images: original_png/ when present, else every image outside noisy*/ folders."""
+    """The clean images: CBSD68/0/ (the hub tar), original_png/ (the GitHub copy), else every image
+    outside noisy*/ folders (reported as an unrecognised layout)."""
     res, root = PairingResult(), _one(files)
-    hits = find_dirs(root, "original_png")
-    if hits:
-        imgs = images_in(hits[0])
+    png = find_dirs(root, "original_png")
+    hub = [d for d in find_dirs(root, "0") if images_in(d)]
+    if png:
+        res.layout.append(f"{png[0].relative_to(root).as_posix()}/ (GitHub clausmichele/CBSD68-dataset layout)")
+        imgs = images_in(png[0])
+    elif hub:
+        res.layout.append(f"{hub[0].relative_to(root).as_posix()}/ (hub deepinv/CBSD68 layout)")
+        imgs = images_in(hub[0])
     else:
         imgs = [f for f in images_in(root, recursive=True)
                 if not any(p.lower().startswith("noisy") for p in f.relative_to(root).parts[:-1])]
+        res.layout.append(f"unrecognised layout (neither CBSD68/0/ nor original_png/): {len(imgs)} images "
+                          "outside noisy*/ folders taken as the clean set")
     _gt_only(res, "val", imgs)
     return res
 

@@ -8,6 +8,7 @@ seeds derive from (seed, split, type, index), so two builds are byte-identical.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,6 +22,7 @@ from . import manifest as mf
 from .errors import UserError
 from .io import save_image, sha256_bytes, sha256_file
 from .layout import item_id, pair_relpaths
+from .lock import FolderLock
 from .synth import seed_for, synthesize
 from .synth.base import SYNTH_VERSION
 from .tasks import DEGRADATIONS, SPLITS
@@ -105,6 +107,10 @@ def plan(sources: Sequence[Source], cfg: SynthSetConfig) -> list[_Item]:
                     box = (0, 0, h, w)
                 name = f"{src.name}_{i:03d}.png"
                 items.append(_Item(split, task, name, src, box, seed_for(cfg.seed, "degrade", split, task, name)))
+    ids = [it.id for it in items]
+    if len(set(ids)) != len(ids):  # two sources of one name: never let one overwrite the other
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise UserError(f"two source images would both be written as {dup}; give the sources unique names")
     return items
 
 
@@ -120,17 +126,43 @@ def _is_current(row: pd.Series | None, item: _Item, root: Path) -> bool:
     return lq.exists() and gt.exists() and sha256_file(lq) == row["sha256"] and sha256_file(gt) == row["gt_sha256"]
 
 
+FLUSH_EVERY_S = 2.0  # the manifest is rewritten (atomically) at most this often while building
+FLUSH_EVERY_ROWS = 500
+
+
 def build_synthetic_set(root: Path, sources: Sequence[Source], cfg: SynthSetConfig, *, force: bool = False,
                         progress: bool = True) -> BuildSummary:
+    """Build (or complete) the set under ``root``, holding the root's writer lock throughout.
+
+    Finished pairs are flushed to the manifest every FLUSH_EVERY_S seconds (each flush an atomic
+    rewrite), so a run killed at any instant leaves a manifest of complete pairs that a re-run
+    trusts and skips; Ctrl-C flushes what is finished.
+    """
     root = Path(root)
     if not sources:
         raise UserError("no source images to build from")
+    with FolderLock(root, "dataset root"):
+        return _build_locked(root, sources, cfg, force, progress)
+
+
+def _build_locked(root: Path, sources: Sequence[Source], cfg: SynthSetConfig, force: bool, progress: bool) -> BuildSummary:
     items = plan(sources, cfg)
     old = mf.read_manifest(root, required=False)
     by_id = {r["id"]: r for _, r in old.iterrows()}
     summary = BuildSummary(root)
     rows: list[dict] = []
     cache: dict = {}
+    state = {"manifest": old, "flushed": time.monotonic()}
+
+    def flush() -> None:
+        if rows:
+            state["manifest"] = mf.upsert(state["manifest"], rows)
+            mf.write_manifest(root, state["manifest"])
+            rows.clear()
+        elif state["manifest"].empty and not mf.manifest_path(root).exists():
+            mf.write_manifest(root, [])
+        state["flushed"] = time.monotonic()
+
     try:
         for item in tqdm(items, desc="building", unit="pair", disable=not progress):
             row = by_id.get(item.id)
@@ -153,10 +185,9 @@ def build_synthetic_set(root: Path, sources: Sequence[Source], cfg: SynthSetConf
                 "sha256": sha256_bytes(lq_bytes), "gt_sha256": sha256_bytes(gt_bytes),
             })
             summary.generated += 1
+            if len(rows) >= FLUSH_EVERY_ROWS or time.monotonic() - state["flushed"] >= FLUSH_EVERY_S:
+                flush()
     finally:
         # Even on Ctrl-C, record the pairs that were finished so a re-run skips them.
-        if rows:
-            mf.write_manifest(root, mf.upsert(old, rows))
-        elif old.empty:
-            mf.write_manifest(root, [])
+        flush()
     return summary

@@ -97,7 +97,21 @@ def _update_manifest(root: Path, manifest: pd.DataFrame, captions: dict[str, str
 
 
 def caption_dataset(opts: RunOptions) -> RunSummary:
-    """The whole stage for this process (rank); rank 0 merges and writes the outputs."""
+    """The whole stage for this process (rank); rank 0 merges and writes the outputs.
+
+    Rank 0 (the only rank that writes the manifest and the CSVs) holds the dataset root's writer
+    lock for the whole stage, so a build and captioning never rewrite the manifest at once: the
+    second writer is refused with one error line naming the first.
+    """
+    from builders.lock import FolderLock
+
+    if int(os.environ.get("RANK", "0")) != 0 or not opts.root.is_dir():
+        return _caption_dataset(opts)
+    with FolderLock(opts.root, "dataset root"):
+        return _caption_dataset(opts)
+
+
+def _caption_dataset(opts: RunOptions) -> RunSummary:
     from tqdm import tqdm
 
     from builders.manifest import read_manifest

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from builders_full_fixtures import SIDE, Server, decode, make_fixtures, sha256, zip_bytes
+from builders_full_fixtures import (Server, build_cmd, check_pairs, decode, make_fixtures, patched_recipes, sha256,
+                                    tar_bytes, zip_bytes)
 
 from builders import manifest as mf
 from builders.build import main
@@ -21,7 +22,6 @@ from builders.errors import UserError
 from builders.extract import UnsafeArchive, safe_extract
 from builders.io import read_image, sha256_file
 from builders.sources import Candidate, NeededFile, all_recipes
-from builders.synth import synthesize
 from builders.tasks import DEGRADATIONS
 
 
@@ -30,13 +30,30 @@ def fx():
     return make_fixtures()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def replica_digests(fx):
+    """The recipes expect the published sizes and digests of the real files; while these tests
+    build from replicas, the replicas' own figures stand in for them."""
+    with pytest.MonkeyPatch.context() as mp:
+        patched_recipes(mp, fx.overrides())
+        yield
+
+
+@pytest.fixture(scope="module")
+def overrides_file(fx, tmp_path_factory) -> Path:
+    """The same stand-in figures for builds run in a subprocess (builders_full_fixtures.build_cmd)."""
+    path = tmp_path_factory.mktemp("overrides") / "overrides.json"
+    path.write_text(json.dumps(fx.overrides()))
+    return path
+
+
 @pytest.fixture(scope="module")
 def fixture_dir(fx, tmp_path_factory):
     return fx.write(tmp_path_factory.mktemp("by_hand"))
 
 
 @pytest.fixture(scope="module")
-def mirror_build(fx, tmp_path_factory):
+def mirror_build(fx, tmp_path_factory, replica_digests):
     """--all --mirror with 2 workers; GOPRO_Large.zip is cut mid-transfer the first time."""
     root = tmp_path_factory.mktemp("full") / "universal"
     with Server(fx.files, drop_once={"GOPRO_Large.zip"}) as srv:
@@ -56,54 +73,18 @@ def _tree_hashes(root: Path) -> dict[str, str]:
             for p in sorted(root.glob("*/*/*/*.png"))} | {"manifest": sha256_file(root / "manifest.parquet")}
 
 
-def _check_pairs(root: Path, fx) -> pd.DataFrame:
-    df = mf.read_manifest(root)
-    got = {(r.type, r.split, Path(r.name).stem) for r in df.itertuples()}
-    assert got == set(fx.expected), (got ^ set(fx.expected))
-    assert df["id"].is_unique
-    for r in df.to_dict("records"):
-        lq, gt = read_image(root / r["lq_path"]), read_image(root / r["gt_path"])
-        k = fx.expected[(r["type"], r["split"], Path(r["name"]).stem)]
-        assert lq.shape == gt.shape == (SIDE, SIDE, 3)
-        assert (r["width"], r["height"]) == (SIDE, SIDE)
-        assert r["lq_path"] == f"{r['split']}/{r['type']}/LQ/{r['name']}" and r["name"].endswith(".png")
-        assert r["gt_path"] == f"{r['split']}/{r['type']}/GT/{r['name']}"
-        assert sha256_file(root / r["lq_path"]) == r["sha256"] and sha256_file(root / r["gt_path"]) == r["gt_sha256"]
-        assert r["source"] and r["licence"]
-        assert decode(gt) == k, r["id"]
-        p = json.loads(r["parameters"])
-        if r["type"] in ("jpeg-compressed", "noisy"):
-            # The synthetic LQ is exactly the registered generator applied with the recorded seed.
-            assert p["generator"] == r["type"]
-            assert np.array_equal(synthesize(r["type"], gt, p["seed"]).lq, lq)
-            assert p.get("sigma", 50) == 50 and p.get("quality", 10) == 10
-        elif r["type"] == "uncompleted":
-            m = p["mask_index"]
-            if r["split"] == "val":
-                assert m == int(Path(r["name"]).stem)  # image i with mask i
-            assert p["mask_source"] == f"{m:06d}.png"
-            hole_row = m % 16  # the fixture mask's two hole rows shrink to this one row
-            assert (lq[hole_row] == 255).all()
-            keep = np.ones(SIDE, bool)
-            keep[hole_row] = False
-            assert np.array_equal(lq[keep], gt[keep])
-        else:
-            assert decode(lq) == k, r["id"]  # a real LQ belongs to its GT
-            assert not np.array_equal(lq, gt)
-    return df
-
-
 def test_list_names_every_source_and_file(capsys):
     assert main(["--list", "--json"]) == 0
     recipes = json.loads(capsys.readouterr().out)
     assert {t for r in recipes for t in r["types"]} == set(DEGRADATIONS)
     names = {f["name"] for r in recipes for f in r["files"]}
-    assert {"GOPRO_Large.zip", "RESIDE-6K.zip", "DIV2K.tar", "Flickr2K.tar", "databaserelease2.zip",
-            "LOLdataset.zip", "CBSD68.tar.gz", "RainDrop.zip", "RainTrainH.zip", "Rain100H.zip",
-            "SRD_Train.zip", "SRD_Test.zip", "Snow100K-training.tar.gz", "Snow100K-testset.tar.gz",
-            "celeba_hq_256.zip", "000000.png", "000099.png"} <= names
+    assert {"GOPRO_Large.zip", "RESIDE-6K", "DIV2K.tar", "DIV2K_train_HR.zip", "DIV2K_valid_HR.zip", "Flickr2K.tar",
+            "databaserelease2.zip", "LIVE1/bikes.bmp", "lol_dataset.zip", "LOLdataset.zip", "CBSD68.tar.gz",
+            "RainDrop", "RainTrainH.zip", "Rain100H.zip", "SRD_Train.zip", "SRD_Test.zip", "Snow100K-subset",
+            "Snow100K-training.tar.gz", "Snow100K-testset.tar.gz", "celeba_hq_256.zip", "000000.png", "000099.png",
+            "daclip_val.zip"} <= names
     assert all(r["licence"] and r["files"] and all(f["candidates"] for f in r["files"]) for r in recipes)
-    paper = {(e["type"], e["split"]): e["count"] for r in recipes for e in r["expected"]}
+    paper = {(e["type"], e["split"]): e["count"] for r in recipes if not r["preset"] for e in r["expected"]}
     assert paper[("uncompleted", "train")] == 29900 and paper[("motion-blurry", "val")] == 1111
     assert main(["--list", "--only", "snowy"]) == 0
     text = capsys.readouterr().out
@@ -113,7 +94,7 @@ def test_list_names_every_source_and_file(capsys):
 def test_mirror_build_pairs_counts_manifest(mirror_build, fx):
     root = mirror_build["root"]
     assert mirror_build["rc"] == 1  # one failing pair (LOL size mismatch) is reported, not hidden
-    df = _check_pairs(root, fx)
+    df = check_pairs(root, fx)
     counts = df.groupby(["type", "split"]).size().to_dict()
     assert counts == fx.counts()
     assert list(df.columns[: len(mf.COLUMNS)]) == list(mf.COLUMNS)
@@ -129,6 +110,16 @@ def test_mirror_build_pairs_counts_manifest(mirror_build, fx):
     assert "size-mismatch" in report["recipes"]["lol"]["failed"][0]["kind"]
     assert [Path(p["file"]).name for p in report["recipes"]["raindrop"]["problems"]] == sorted(fx.unpaired)
     assert report["recipes"]["gopro"]["files"]["GOPRO_Large.zip"]["sha256"] == sha256(fx.files["GOPRO_Large.zip"])
+    # Which release and which inner layout each source met is in the report.
+    rec = report["recipes"]
+    assert rec["div2k-flickr2k"]["variant"] == "EDSR DIV2K.tar"  # the mirror has no ETH zips
+    assert any("DIV2K_train_HR holds 3 images, 0801-0900 among them" in n and "no DIV2K_valid_HR" in n
+               for n in rec["div2k-flickr2k"]["layout"])
+    assert not rec["div2k-flickr2k"]["problems"]  # the missing valid folder is not reported missing
+    assert rec["lol"]["variant"] == "hub lol_dataset.zip" and rec["live1"]["variant"].startswith("DnCNN")
+    assert any("hub deepinv/CBSD68 layout" in n for n in rec["cbsd68"]["layout"])
+    assert any("shadow_free/ (GT names <name>_free)" in n for n in rec["srd"]["layout"])
+    assert rec["snow100k"]["variant"] == "the author's training subset"
     # Filtered archive members were never extracted.
     assert not list((root / ".extracted").rglob("blur_gamma")) and not list((root / ".extracted").rglob("*x2.png"))
 
@@ -147,9 +138,11 @@ def test_rerun_is_idempotent(mirror_build):
 
 def test_status_counts_against_paper(mirror_build, capsys):
     assert main(["--status", "--root", str(mirror_build["root"])]) == 0
-    lines = {l.split()[0]: l.split()[1:] for l in capsys.readouterr().out.splitlines()}
+    out = capsys.readouterr().out
+    lines = {l.split()[0]: l.split()[1:] for l in out.splitlines()}
     assert lines["uncompleted"] == ["2/29900", "-", "100/100"]
     assert lines["motion-blurry"][0] == "3/2103"
+    assert "'-' fewer pairs than the paper, '+' more" in out  # the marks are explained
 
 
 def test_from_dir_builds_the_same_without_network(fx, fixture_dir, mirror_build, tmp_path, monkeypatch):
@@ -199,17 +192,16 @@ def test_interrupted_build_resumes_to_the_same_result(fx, fixture_dir, mirror_bu
     pd.testing.assert_frame_equal(ours, theirs)
 
 
-def test_killed_build_reruns_to_the_same_result(fx, fixture_dir, mirror_build, tmp_path):
+def test_killed_build_reruns_to_the_same_result(fx, fixture_dir, mirror_build, tmp_path, overrides_file):
     """SIGKILL (no cleanup at all) in the middle of converting, then a re-run."""
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     root = tmp_path / "root"
-    cmd = [sys.executable, "-m", "builders.build", "--only", "uncompleted", "--root", str(root),
-           "--from-dir", str(fixture_dir), "--quiet"]
+    cmd = build_cmd(overrides_file, "--only", "uncompleted", "--root", str(root), "--from-dir", str(fixture_dir),
+                    "--quiet")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lq_dir = root / "val" / "uncompleted" / "LQ"
@@ -228,17 +220,16 @@ def test_killed_build_reruns_to_the_same_result(fx, fixture_dir, mirror_build, t
     assert sorted(p.name for p in lq_dir.iterdir()) == sorted(ours[ours["split"] == "val"]["name"])
 
 
-def test_ctrl_c_with_workers_keeps_every_finished_pair(fixture_dir, mirror_build, tmp_path):
+def test_ctrl_c_with_workers_keeps_every_finished_pair(fixture_dir, mirror_build, tmp_path, overrides_file):
     """SIGINT to the whole process group (as a terminal's Ctrl-C) with 2 workers."""
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     root = tmp_path / "root"
-    cmd = [sys.executable, "-m", "builders.build", "--only", "uncompleted", "--root", str(root),
-           "--from-dir", str(fixture_dir), "--workers", "2", "--quiet"]
+    cmd = build_cmd(overrides_file, "--only", "uncompleted", "--root", str(root), "--from-dir", str(fixture_dir),
+                    "--workers", "2", "--quiet")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     lq_dir = root / "val" / "uncompleted" / "LQ"
@@ -260,7 +251,7 @@ def test_ctrl_c_with_workers_keeps_every_finished_pair(fixture_dir, mirror_build
     pd.testing.assert_frame_equal(mf.read_manifest(root), theirs[theirs["type"] == "uncompleted"].reset_index(drop=True))
 
 
-def test_changed_source_replaces_rows_without_duplicates(fx, fixture_dir, tmp_path):
+def test_changed_source_replaces_rows_without_duplicates(fx, fixture_dir, tmp_path, monkeypatch):
     from builders_full_fixtures import image_bytes
 
     root = tmp_path / "root"
@@ -271,8 +262,9 @@ def test_changed_source_replaces_rows_without_duplicates(fx, fixture_dir, tmp_pa
     changed.mkdir()
     (changed / "Rain100H.zip").write_bytes(fx.files["Rain100H.zip"])
     # A new release of the training archive: pair 2 gone, pair 1 with new content.
-    (changed / "RainTrainH.zip").write_bytes(zip_bytes({
-        "RainTrainH/rain-1.png": image_bytes(150, lq=True), "RainTrainH/norain-1.png": image_bytes(150)}))
+    new = zip_bytes({"RainTrainH/rain-1.png": image_bytes(150, lq=True), "RainTrainH/norain-1.png": image_bytes(150)})
+    (changed / "RainTrainH.zip").write_bytes(new)
+    patched_recipes(monkeypatch, {"files": {"RainTrainH.zip": [len(new), sha256(new)]}})
     assert main(args + [str(changed)]) == 0
     df = mf.read_manifest(root)
     assert sorted(df["id"]) == ["train/rainy/rain-1", "val/rainy/rain-001"]
@@ -344,9 +336,9 @@ def test_size_mismatch_from_dir_is_rejected(tmp_path):
 
 def test_google_drive_virus_scan_confirmation(tmp_path):
     data = np.random.default_rng(2).bytes(30_000)
-    with Server({"big.zip": data}, drive={"FILEID": "big.zip"}) as srv:
+    with Server({"big.bin": data}, drive={"FILEID": "big.bin"}) as srv:
         cfg = _cfg(tmp_path, drive_url=srv.url + "/download")
-        got = fetch(NeededFile("big.zip", (Candidate("gdrive", "FILEID"),), sha256=sha256(data)), cfg)
+        got = fetch(NeededFile("big.bin", (Candidate("gdrive", "FILEID"),), sha256=sha256(data)), cfg)
         assert got.path.read_bytes() == data
         assert [p for p, _ in srv.log] == ["/download", "/download"]
         with pytest.raises(UserError, match="could not obtain other.zip.*HTTP 404"):
@@ -366,7 +358,7 @@ def test_drive_form_parser_reads_hidden_fields():
 def test_hugging_face_candidate_uses_hf_hub_download(tmp_path, monkeypatch):
     import huggingface_hub
 
-    data, calls = b"cbsd68 archive bytes", []
+    data, calls = tar_bytes({"CBSD68/0/0000.png": b"x"}, gz=True), []
     src = tmp_path / "hub_copy"
     src.write_bytes(data)
 
@@ -401,7 +393,7 @@ def test_unknown_host_fails_fast_without_retries(tmp_path, monkeypatch):
 
 
 def test_next_candidate_is_tried_after_a_404(tmp_path):
-    data = b"payload" * 50
+    data = tar_bytes({"a.txt": b"payload" * 50}, gz=False)
     with Server({"good/f.tar": data}) as srv:
         f = NeededFile("f.tar", (Candidate("url", srv.url + "/missing/f.tar"), Candidate("url", srv.url + "/good/f.tar")))
         assert fetch(f, _cfg(tmp_path)).path.read_bytes() == data
@@ -466,20 +458,23 @@ def test_damaged_archive_is_a_clear_error(fx, name, tmp_path):
     archive = tmp_path / name
     data = fx.files[name]
     archive.write_bytes(data[: len(data) // 2])  # a download cut in the middle
-    with pytest.raises(UserError, match=f"{name}.*(damaged archive|not a zip or tar)"):
+    with pytest.raises(UserError, match=f"{name}: damaged or truncated"):
         safe_extract(archive, tmp_path / "out")
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.extracting").exists()
 
 
-def test_malicious_archive_refused_through_the_cli(fx, tmp_path, capsys):
+def test_malicious_archive_refused_through_the_cli(fx, tmp_path, capsys, monkeypatch):
     files = dict(fx.files)
-    files["LOLdataset.zip"] = zip_bytes({"our485/low/1.png": b"x", "../../escaped.png": b"evil"})
+    files["lol_dataset.zip"] = zip_bytes({"our485/low/1.png": b"x", "../../escaped.png": b"evil"})
+    # The malicious archive matches what the recipe expects: only the member check can stop it.
+    patched_recipes(monkeypatch, {"files": {"lol_dataset.zip": [len(files["lol_dataset.zip"]),
+                                                                sha256(files["lol_dataset.zip"])]}})
     root = tmp_path / "deep" / "root"
     with Server(files) as srv:
         rc = main(["--only", "low-light", "--root", str(root), "--mirror", srv.url, "--quiet"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "LOLdataset.zip" in err and "../../escaped.png" in err
+    assert "lol_dataset.zip" in err and "../../escaped.png" in err
     assert not list(tmp_path.rglob("escaped.png"))
     assert not list(root.glob("*/low-light"))
 

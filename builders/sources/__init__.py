@@ -7,6 +7,7 @@ Importing this package registers one :class:`Recipe` per source (one module each
 from . import (  # noqa: F401
     cbsd68,
     celebahq,
+    daclip_val,
     div2k_flickr2k,
     gopro,
     live1,
@@ -23,6 +24,8 @@ from .base import (  # noqa: F401
     Recipe,
     all_recipes,
     get_recipe,
+    preset_recipes,
+    published,
     recipes_for,
     register_recipe,
 )

@@ -1,11 +1,12 @@
 """CelebA-HQ 256x256 + the 100 official RePaint "thin" inpainting masks (as in DA-CLIP's
 scripts/inpainting_masks): LQ = mask * image with white holes."""
 
-from .base import NeededFile, Recipe, gdrive, register_recipe, url
+from .base import NeededFile, Recipe, gdrive, published, register_recipe, url
 
 N_MASKS = 100
 N_TEST = 100  # the first 100 images (sorted by name) are the test set
-_MASK_URL = "https://raw.githubusercontent.com/Algolzw/daclip-uir/main/scripts/inpainting_masks/{}"
+MASKS_COMMIT = "c2cc14146faac85680b4cb39ece4ef9e2a7c7c24"  # the commit whose mask digests were published
+_MASK_URL = "https://raw.githubusercontent.com/Algolzw/daclip-uir/" + MASKS_COMMIT + "/scripts/inpainting_masks/{}"
 
 
 def mask_names() -> list[str]:
@@ -22,8 +23,9 @@ RECIPE = register_recipe(Recipe(
             gdrive("1oYDBcJLT5RDuC4k5C7xOMRkZ9N3kfexu"),
             url("https://www.kaggle.com/datasets/badasstechie/celebahq-resized-256x256",
                 "Kaggle needs a login: download by hand"),
-        )),
-        *(NeededFile(n, (url(_MASK_URL.format(n)),)) for n in mask_names()),
+        ), expect="the CelebA-HQ images at 256x256 (<n>.jpg), in any folder"),
+        *(NeededFile(n, (url(_MASK_URL.format(n)),), **published(f"inpainting_masks/{n}"), group="inpainting masks")
+          for n in mask_names()),
     ),
     pairing="celebahq",
     lq="mask",

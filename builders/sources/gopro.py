@@ -1,7 +1,7 @@
 """GoPro (GOPRO_Large, Nah et al. CVPR 2017): real motion blur, the ``blur`` frames (not
 ``blur_gamma``) paired with ``sharp``."""
 
-from .base import NeededFile, Recipe, gdrive, register_recipe, url
+from .base import NeededFile, Recipe, gdrive, hf, register_recipe, url
 
 RECIPE = register_recipe(Recipe(
     name="gopro",
@@ -9,9 +9,10 @@ RECIPE = register_recipe(Recipe(
     tasks=("motion-blurry",),
     expected={("motion-blurry", "train"): 2103, ("motion-blurry", "val"): 1111},
     files=(NeededFile("GOPRO_Large.zip", (
+        hf("snah/GOPRO_Large:GOPRO_Large.zip", "the authors' hub copy"),
         gdrive("1y4wvPdOG3mojpFCHTqLgriexhbjoWVkK"),
         url("http://data.cv.snu.ac.kr:8008/webdav/dataset/GOPRO/GOPRO_Large.zip"),
-    )),),
+    ), expect="[GOPRO_Large/]{train,test}/<SEQ>/{blur,sharp}/<frame>.png"),),
     pairing="gopro",
     lq="real",
     licence="GoPro dataset (Nah et al. 2017): CC BY 4.0 per the authors' page; cite the paper",

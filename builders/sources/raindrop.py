@@ -1,16 +1,21 @@
-"""RainDrop (Qian et al. CVPR 2018): real adherent raindrops, <n>_rain / <n>_clean."""
+"""RainDrop (Qian et al. CVPR 2018): real adherent raindrops, <n>_rain / <n>_clean.
 
-from .base import NeededFile, Recipe, gdrive, hf, register_recipe
+The authors' Drive id is a *folder* (never fetched automatically); the hub copy is downloaded
+as a folder (its inner layout is unconfirmed: the pairing finds train/ and test_a/ anywhere
+below it, and archives inside it are extracted first).
+"""
+
+from .base import NeededFile, Recipe, gdrive_folder, hf_folder, register_recipe
 
 RECIPE = register_recipe(Recipe(
     name="raindrop",
     title="RainDrop",
     tasks=("raindrop",),
     expected={("raindrop", "train"): 861, ("raindrop", "val"): 58},
-    files=(NeededFile("RainDrop.zip", (
-        gdrive("1e7R76s6vwUJxILOcAsthgDLPSnOrQ49K"),
-        hf("dronefreak/RainDrop:RainDrop.zip", "file name inside the repo unconfirmed"),
-    )),),
+    files=(NeededFile("RainDrop", (
+        hf_folder("dronefreak/RainDrop", note="hub copy; inner layout unconfirmed"),
+        gdrive_folder("1e7R76s6vwUJxILOcAsthgDLPSnOrQ49K", "the authors' Drive folder"),
+    ), folder=True, expect="train/{data/<n>_rain.png, gt/<n>_clean.png} and test_a/{data,gt} (test_b unused)"),),
     pairing="raindrop",
     lq="real",
     licence="RainDrop: research use only; cite Qian et al. 2018",

@@ -1,22 +1,24 @@
-"""RESIDE-6K (DehazeFormer's rearrangement of RESIDE ITS/OTS): hazy / GT with equal names."""
+"""RESIDE-6K (DehazeFormer's rearrangement of RESIDE ITS/OTS): hazy / GT with equal names.
 
-from .base import NeededFile, Recipe, gdrive, hf, register_recipe
+The hub copy (desonglll/RESIDE-6K) is an image-folder repository with no zip in it: its
+train/ and test/ folders are downloaded as a folder. The Drive ids are folders too (by hand).
+"""
+
+from .base import NeededFile, Recipe, gdrive_folder, hf_folder, register_recipe
 
 RECIPE = register_recipe(Recipe(
     name="reside6k",
     title="RESIDE-6K",
     tasks=("hazy",),
     expected={("hazy", "train"): 6000, ("hazy", "val"): 1000},
-    files=(NeededFile("RESIDE-6K.zip", (
-        hf("desonglll/RESIDE-6K:RESIDE-6K.zip", "file name inside the repo unconfirmed"),
-        gdrive("1Yy_GH6_bydYPU6_JJzFQwig4LTh86VI4",
-               "DehazeFormer's Drive *folder*: download RESIDE-6K.zip from it by hand and use --from-dir"),
-    )),),
+    files=(NeededFile("RESIDE-6K", (
+        hf_folder("desonglll/RESIDE-6K", ("train/*", "test/*"), "image-folder repository: train/{GT,hazy}, test/{GT,hazy}"),
+        gdrive_folder("1Yy_GH6_bydYPU6_JJzFQwig4LTh86VI4", "DehazeFormer's Drive folder"),
+        gdrive_folder("1XVD0x74vKQ0-cqazACUZnjUOWURXIeqH", "DA-CLIP's Drive folder"),
+    ), folder=True, expect="train/{hazy,GT}/<name> and test/{hazy,GT}/<name> (equal names)"),),
     pairing="reside6k",
     lq="real",
     licence="RESIDE (Li et al. 2019): research use only; terms on the RESIDE page",
     homepage="https://sites.google.com/view/reside-dehaze-datasets",
     split_note="RESIDE-6K/train -> train (6000), RESIDE-6K/test -> val (1000)",
-    notes=(("DA-CLIP's own copy lives in Drive folder 1XVD0x74vKQ0-cqazACUZnjUOWURXIeqH (folders cannot be "
-            "fetched automatically)"),),
 ))

@@ -45,12 +45,21 @@ def seed_for(*keys: object) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def synthesize(name: str, gt: np.ndarray, seed: int) -> Degraded:
+# How a float result is stored as uint8: "round" (nearest) or "truncate" ((x*255).astype(uint8),
+# as DA-CLIP's scripts/generate_LQ.py). Only the generators that the paper's script makes take it.
+STORE_CONVENTIONS = ("round", "truncate")
+STORE_AWARE = ("noisy", "jpeg-compressed")
+
+
+def synthesize(name: str, gt: np.ndarray, seed: int, *, store: str | None = None) -> Degraded:
     if name not in _SYNTH:
         raise UserError(f"no synthetic generator for {name!r}; known: {', '.join(_SYNTH)}")
     if gt.dtype != np.uint8 or gt.ndim != 3 or gt.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 image, got {gt.dtype} {gt.shape}")
-    out = _SYNTH[name](gt, np.random.default_rng(seed))
+    if store is not None and name not in STORE_AWARE:
+        raise ValueError(f"{name} has no uint8 store convention (only {', '.join(STORE_AWARE)})")
+    kwargs = {} if store is None else {"store": store}
+    out = _SYNTH[name](gt, np.random.default_rng(seed), **kwargs)
     out.params = {"generator": name, "seed": int(seed), "synth_version": SYNTH_VERSION, **out.params}
     return out
 

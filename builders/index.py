@@ -1,0 +1,105 @@
+"""Index a folder that is already in the official DA-CLIP layout (``builders.build --index DIR``).
+
+    DIR/<split>/<type>/{LQ,GT}/<name>   (split: train, val; test counts as val)
+    DIR/<type>/{LQ,GT}/<name>           (no split folder: val)
+
+Writes DIR/manifest.parquet in place, copying nothing: each row points at the existing files
+(paths relative to DIR). LQ and GT are paired by equal file name, as the official loaders
+expect. Pairs whose LQ and GT differ in size, and files that cannot be read, make the index
+refused (nothing but the report is written), because training crops the same window from both;
+files without a partner are listed in the report and left out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from PIL import Image
+
+from . import manifest as mf
+from .errors import UserError
+from .io import atomic_write_text, sha256_file
+from .layout import item_id
+from .lock import FolderLock
+from .pairing import OFFICIAL_SPLITS, PairingResult, find_official, match_names
+
+REPORT_NAME = "index_report.json"
+INDEXED = "builders.build --index"
+
+
+def _size(path: Path) -> tuple[int, int] | str:
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        return f"cannot read: {exc}"
+
+
+def index_folder(root: str | Path, *, force: bool = False) -> str:
+    """Index ``root`` in place; returns a one-paragraph summary. UserError when refused."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"--index {root}: not a folder")
+    with FolderLock(root, "dataset root"):
+        return _index_locked(root, force)
+
+
+def _index_locked(root: Path, force: bool) -> str:
+    old = mf.read_manifest(root, required=False)
+    built = [] if old.empty else [r for r in old["parameters"] if json.loads(r or "{}").get("indexed") != INDEXED]
+    if built and not force:
+        raise UserError(f"--index {root}: it already has a manifest written by a build ({len(built)} rows with "
+                        "their recipes and seeds); --index --force replaces it")
+    found = find_official(root)
+    if not found:
+        raise UserError(f"--index {root}: no <split>/<type>/{{LQ,GT}} or <type>/{{LQ,GT}} folders found (type: one "
+                        "of the ten degradation words, e.g. val/noisy/LQ and val/noisy/GT)")
+    res = PairingResult()
+    layout = []
+    for d, split_dir, task in found:
+        split = OFFICIAL_SPLITS[split_dir] if split_dir else "val"
+        n0 = len(res.pairs)
+        match_names(res, split, d / "LQ", d / "GT", task=task)
+        layout.append(f"{d.relative_to(root).as_posix()}/{{LQ,GT}} -> {split}/{task}: {len(res.pairs) - n0} pairs")
+    rows, refused, seen = [], [], {}
+    for p in res.pairs:
+        pid = item_id(p.split, p.task, p.name)
+        if pid in seen:  # train/ and val/ of one type both mapped to val (val/ and test/)
+            res.problems.append({"kind": "duplicate-name", "file": str(p.lq), "detail": f"same id {pid} as {seen[pid]}"})
+            continue
+        seen[pid] = p.lq
+        lq_size, gt_size = _size(p.lq), _size(p.gt)
+        if isinstance(lq_size, str) or isinstance(gt_size, str):
+            refused.append({"id": pid, "kind": "unreadable", "lq": str(p.lq), "gt": str(p.gt),
+                            "detail": lq_size if isinstance(lq_size, str) else gt_size})
+            continue
+        if lq_size != gt_size:
+            refused.append({"id": pid, "kind": "size-mismatch", "lq": str(p.lq), "gt": str(p.gt),
+                            "detail": f"LQ {lq_size[0]}x{lq_size[1]} vs GT {gt_size[0]}x{gt_size[1]}"})
+            continue
+        lq_rel, gt_rel = p.lq.relative_to(root).as_posix(), p.gt.relative_to(root).as_posix()
+        rows.append({"id": pid, "type": p.task, "split": p.split, "name": p.lq.name, "lq_path": lq_rel,
+                     "gt_path": gt_rel, "source": f"indexed folder: {gt_rel}", "licence": "unknown (indexed folder)",
+                     "width": lq_size[0], "height": lq_size[1],
+                     "parameters": {"indexed": INDEXED, "lq": "given (not synthesised by this toolkit)"},
+                     "sha256": sha256_file(p.lq), "gt_sha256": sha256_file(p.gt)})
+    counts = Counter(f"{r['split']}/{r['type']}" for r in rows)
+    report = {"root": str(root), "layout": layout, "pairs": len(rows), "refused": refused,
+              "unpaired": res.problems, "counts": dict(sorted(counts.items()))}
+    atomic_write_text(root / REPORT_NAME, json.dumps(report, indent=1, sort_keys=True))
+    if refused:
+        first = refused[0]
+        raise UserError(f"--index {root}: refused, {len(refused)} pairs cannot be used as they are (e.g. "
+                        f"{first['id']}: {first['kind']}: {first['detail']}); no manifest was written; every one "
+                        f"is listed in {root / REPORT_NAME}")
+    if not rows:
+        raise UserError(f"--index {root}: no LQ/GT pairs of equal file names found (see {root / REPORT_NAME})")
+    mf.write_manifest(root, rows)
+    lines = [f"{root}: indexed {len(rows)} pairs in place ({', '.join(f'{k} {v}' for k, v in report['counts'].items())}); "
+             f"manifest {mf.manifest_path(root)}"]
+    if res.problems:
+        lines.append(f"  {len(res.problems)} files without a partner were left out (see {root / REPORT_NAME}), e.g. "
+                     f"{res.problems[0]['file']}: {res.problems[0]['detail']}")
+    return "\n".join(lines)
