@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -453,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default="identity", help="part 2: methods (comma-separated; e.g. identity,classical)")
     p.add_argument("--metrics", default="psnr,ssim", help="part 2: metrics")
     p.add_argument("--skip-cpu", action="store_true", help="only the GPU part")
+    p.add_argument("--skip-target", action="store_true", help="skip part 1 (the 1280x720 target)")
     p.add_argument("--gpu", action="store_true", help="also part 3 (every GPU figure)")
     p.add_argument("--gpu-device", default="cuda", help="device of part 3 (default cuda)")
     p.add_argument("--tiny", action="store_true", help="part 3 at tiny sizes (exercises it on a CPU)")
@@ -470,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"full ten-task test set: {FULL_IMAGES} images, {FULL_MP:.0f} MP "
               f"(sizes: {', '.join(f'{t.type} {t.sizes[0][0]}x{t.sizes[0][1]}' for t in SIZES)})", flush=True)
         if not args.skip_cpu:
-            cpu_target(work, args.n, args.repeats)
+            if not args.skip_target:
+                cpu_target(work, args.n, args.repeats)
             cpu_stages(work, args.scale, [m.strip() for m in args.methods.split(",") if m.strip()], args.metrics)
         if args.gpu:
             import torch

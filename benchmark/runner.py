@@ -35,7 +35,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from builders.errors import UserError
-from builders.io import atomic_write_bytes, encode_png, read_image, sha256_bytes
+from builders.io import atomic_write_bytes, encode_png, is_plain_png, read_image, sha256_bytes
 from builders.lock import FolderLock
 from builders.manifest import read_manifest
 from builders.tasks import DEGRADATIONS
@@ -332,13 +332,6 @@ class _Job:
     values: dict = field(default_factory=dict)  # metric -> (value, skipped reason)
 
 
-def _png_rgb8(path: Path) -> bool:
-    """True when ``path`` is an 8-bit RGB PNG (its bytes are then a valid output file as is)."""
-    with open(path, "rb") as fh:
-        head = fh.read(26)
-    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[24:26] == b"\x08\x02"
-
-
 def _check_output(method: Method, out, lq: np.ndarray, where: str) -> np.ndarray:
     if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != lq.shape:
         raise RuntimeError(f"method {method.name!r} returned {getattr(out, 'dtype', type(out))} "
@@ -464,7 +457,7 @@ class _MethodRun:
         if job.fresh:
             t0 = time.perf_counter()
             lq_path = self.cfg.dataset / job.row["lq_path"]
-            if job.output is job.lq and lq_path.suffix.lower() == ".png" and _png_rgb8(lq_path):
+            if job.output is job.lq and is_plain_png(lq_path):
                 data = lq_path.read_bytes()  # the method returned its input: its PNG is the output
             else:
                 data = encode_png(job.output)

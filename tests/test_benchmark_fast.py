@@ -7,7 +7,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -434,3 +433,27 @@ def test_ctrl_c_in_a_batched_run_keeps_restored_images(mixed_set, tiny_weights, 
     assert len(pd.read_parquet(tmp_path / "per_image.parquet")) == 3
     assert bench_main(args) == 0 and calls["n"] == 3  # the re-run restores only the last image
     assert len(pd.read_parquet(tmp_path / "per_image.parquet")) == 4
+
+
+# ---------------------------------------------------------------- the bench script's data
+
+
+def test_bench_size_mix_and_plain_loop(tmp_path):
+    """bench/bench_benchmark.py: the size mix adds up to the 3,490-image test set, and its plain
+    loop (the reference of the CPU target) scores what the runner scores."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import bench_benchmark as bb
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    assert bb.FULL_IMAGES == 3490 and 1700 < bb.FULL_MP < 1800
+    plan = bb.size_plan(0.002)
+    assert {t for t, _, _ in plan} == {t.type for t in bb.SIZES}  # at least one image per type
+    assert sum(1 for t, w, h in plan if (w, h) == (1280, 720)) == 2
+    root = bb.make_dataset(tmp_path / "ds", [("noisy", 48, 40), ("hazy", 30, 20)])
+    plain = bb.plain_loop(root)
+    assert bench_main(["--dataset", str(root), "--methods", "identity", "--metrics", "psnr,ssim", "--quiet",
+                       "--out", str(tmp_path / "run")]) == 0
+    v = pd.read_parquet(tmp_path / "run" / "per_image.parquet").set_index(["id", "metric"])["value"]
+    for (p, s), rid in zip(plain["values"], ["val/noisy/img00000", "val/hazy/img00001"]):
+        assert v[(rid, "psnr")] == pytest.approx(p, abs=1e-9) and v[(rid, "ssim")] == pytest.approx(s, abs=1e-9)
