@@ -14,6 +14,7 @@ from daclip.registry import (  # noqa: F401  (re-exported for the runner)
     MethodUnavailable,
     create_method,
     default_methods,
+    method_spec,
     method_specs,
     parse_methods,
     register_method,

@@ -44,7 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights-dir", type=Path,
                    help="folder with metric weights from `python -m benchmark.weights fetch` "
                    "(default: $DACLIP_WEIGHTS or ~/.cache/daclip-toolkit/weights)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (under torchrun: each rank's GPU)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (under torchrun: each rank's GPU); "
+                   "checked before any work")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="images of one size per restoring call of a method that batches (the neural ones); "
+                   "default: 8 on a GPU, 1 on the CPU. Recorded in the results")
+    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
+                   help="autocast dtype for every neural method not given its own METHOD:amp option "
+                   "(part of each method's cache key; recorded in the results)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="threads that decode, encode and score images beside the restorer (default: one per core)")
+    p.add_argument("--metric-backend", default="auto", choices=["auto", "numpy", "torch"],
+                   help="per-image PSNR/SSIM: numpy (float64, CPU threads), torch (batched float64 on --device), "
+                   "auto (torch on a GPU); the values agree to 1e-9")
     p.add_argument("--limit", type=int, help="at most this many images per type (quick looks)")
     p.add_argument("--degradation-eval", type=Path, metavar="FILE",
                    help="DA-CLIP classification results for the report: the degradation_eval.json of "
@@ -55,17 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _weights(pairs: list[str], methods: list[str]) -> dict[str, str]:
-    from .methods import method_specs
+    from .methods import method_spec
 
-    specs = method_specs()
     out = {}
     for pair in pairs:
         name, sep, path = pair.partition("=")
         if not sep or not name or not path:
             raise UserError(f"--weights expects METHOD=PATH, got {pair!r}")
-        if name not in specs:
-            raise UserError(f"--weights: unknown method {name!r}")
-        if not specs[name].needs_weights:
+        try:
+            spec = method_spec(name)
+        except UserError:
+            raise UserError(f"--weights: unknown method {name!r}") from None
+        if not spec.needs_weights:
             raise UserError(f"--weights: method {name!r} uses no weights")
         out[name] = path
     return out
@@ -113,6 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.workers < 0:
+        raise UserError(f"--workers must be >= 1 (or 0: one per core), got {args.workers}")
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} is a file, not a folder")
+    from .runner import check_device
+
+    device = check_device(args.device)
+    batch_size = args.batch_size or (8 if device.startswith("cuda") else 1)
     methods = parse_methods(args.methods)
     cfg_weights = _weights(args.weights, methods)
     options = _options(args.option, methods)
@@ -131,20 +154,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from reports.html import render_report
 
-    from .runner import RunConfig, run_benchmark
+    from .runner import RunConfig, run_benchmark, run_folder
     from .summary import build_summary, write_summary
 
     cfg = RunConfig(dataset=dataset, out=args.out, methods=methods, tasks=tasks, metrics=metrics,
                     split=args.split, weights=cfg_weights, options=options, weights_dir=args.weights_dir,
-                    device=args.device,
-                    limit=args.limit, progress=not args.quiet)
-    result = run_benchmark(cfg)
-    if result is None:  # a torchrun rank other than 0: rank 0 writes the results
-        return 0
-    summary, long = build_summary(cfg, result, ["python", "-m", "benchmark.run", *(argv if argv is not None else sys.argv[1:])],
-                                  degradation_eval=degradation_eval)
-    write_summary(args.out, summary, long)
-    page = render_report(args.out, summary)
+                    device=device, limit=args.limit, progress=not args.quiet, batch_size=batch_size,
+                    amp=args.amp, workers=args.workers, metric_backend=args.metric_backend)
+    with run_folder(args.out):  # one writer per run folder, from the first table to the report
+        result = run_benchmark(cfg)
+        if result is None:  # a torchrun rank other than 0: rank 0 writes the results
+            return 0
+        summary, long = build_summary(cfg, result, ["python", "-m", "benchmark.run",
+                                                    *(argv if argv is not None else sys.argv[1:])],
+                                      degradation_eval=degradation_eval)
+        write_summary(args.out, summary, long)
+        page = render_report(args.out, summary)
     _print_tables(summary)
     print(f"report: {page}")
     return 0
@@ -153,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
 def _print_tables(summary: dict) -> None:
     for name, reason in summary["unavailable"].items():
         print(f"{name}: unavailable ({reason})", file=sys.stderr)
+    for name, reason in summary.get("skipped_methods", {}).items():
+        print(f"{name}: skipped ({reason})", file=sys.stderr)
+    for metric, info in summary.get("skipped_images", {}).items():
+        print(f"{metric}: {info['count']} image(s) not scored ({info['reason']}), e.g. {info['images'][0]['id']}",
+              file=sys.stderr)
     for metric in summary["metrics"]:
         rows = summary["tables"][metric["name"]]
         print(f"\n{metric['display']} (average over {len(summary['tasks'])} types)")

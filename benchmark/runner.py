@@ -4,29 +4,50 @@ Restored images are cached per (method, weights id, image, LQ hash) and metric v
 (method, weights id, image, metric), so a re-run, an added method or an added metric computes
 only what is new. Under ``torchrun`` the images are sharded over ranks; rank 0 merges the
 ranks' results and computes the per-type set metrics (FID, KID).
+
+The work is pipelined: worker threads decode images ahead of the restorer and encode, write
+and score its outputs behind it (PNG codecs, OpenCV and numpy release the GIL, so every core
+is busy), while the main thread only restores. Images of one size go to a method's
+``restore_batch`` together (``batch_size`` per call); on a GPU the per-image metrics run
+batched on the device too. None of this changes a value: the scores are those of the BasicSR
+formulas whatever the batching, threading or order.
+
+The run folder has one writer at a time (``builders.lock.FolderLock``; under torchrun rank 0
+holds it for all ranks), so two runs on one ``--out`` never lose each other's rows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
+import os
+import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from builders.errors import UserError
-from builders.io import read_image, save_image, sha256_bytes, sha256_file
+from builders.io import atomic_write_bytes, encode_png, is_plain_png, read_image, sha256_bytes
+from builders.lock import FolderLock
 from builders.manifest import read_manifest
 from builders.tasks import DEGRADATIONS
 
-from .methods import Method, create_method
-from .metrics import Metric, MetricUnavailable, get_metric
+from .methods import Method, MethodUnavailable, create_method, method_spec
+from .metrics import Metric, MetricUnavailable, get_metric, images_to_batch
 from .store import ResultStore, merge_rank_files
 
 FLUSH_EVERY = 20  # images; bounds the work lost to a crash (Ctrl-C flushes everything)
+FLUSH_MIN_S = 2.0  # ... but tables are not rewritten more often than this
+METRIC_BACKENDS = ("auto", "numpy", "torch")
+GPU_METRIC_BATCH = 16  # pairs of one size scored in one batched call on a GPU
 
 
 @dataclass
@@ -43,6 +64,12 @@ class RunConfig:
     device: str = "cpu"
     limit: int | None = None  # images per type, for quick looks
     progress: bool = True
+    batch_size: int = 1  # images of one size per restoring call (methods with restore_batch)
+    amp: str = "none"  # autocast dtype for every neural method without its own amp option
+    workers: int = 0  # decode/encode/metric threads; 0: one per CPU core
+    #: Per-image metrics: "numpy" (float64 on the CPU, in the worker threads), "torch"
+    #: (batched float64 on the device), "auto" (torch on a GPU, numpy otherwise).
+    metric_backend: str = "auto"
 
 
 @dataclass
@@ -52,6 +79,34 @@ class RunResult:
     store: ResultStore
     metrics: list[str]  # the metrics that were computed
     unavailable: dict[str, str]  # metric -> reason
+    skipped_methods: dict[str, str] = field(default_factory=dict)  # method -> why it did not run
+    settings: dict = field(default_factory=dict)  # batch size, amp, device, workers, metric backend
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def check_device(text: str) -> str:
+    """The device string if torch can use it here, else a UserError (checked before any work)."""
+    text = (text or "").strip()
+    if text in ("cpu", "cpu:0"):
+        return text  # no torch import for a CPU run
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"--device {text!r} is not a torch device ({exc}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {text}: CUDA is not available here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {text}: MPS is not available here; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {text}: unsupported device type {dev.type!r}; use cpu, cuda or cuda:N")
+    return text
 
 
 def select_items(cfg: RunConfig) -> pd.DataFrame:
@@ -65,6 +120,9 @@ def select_items(cfg: RunConfig) -> pd.DataFrame:
     missing = [t for t in cfg.tasks if t not in set(df["type"])]
     if missing:
         raise UserError(f"dataset {cfg.dataset} has no {cfg.split} images of type {', '.join(missing)}")
+    dup = sorted(set(df["id"][df["id"].duplicated()]))
+    if dup:
+        raise UserError(f"dataset {cfg.dataset}: the manifest lists image id {dup[0]!r} twice")
     df = df.sort_values(["type", "name"], kind="stable")
     if cfg.limit:
         df = df.groupby("type", sort=False).head(cfg.limit)
@@ -73,6 +131,33 @@ def select_items(cfg: RunConfig) -> pd.DataFrame:
         if absent:
             raise UserError(f"{len(absent)} image(s) listed in the manifest are missing, e.g. {cfg.dataset / absent[0]}")
     return df.reset_index(drop=True)
+
+
+def output_names(items: pd.DataFrame) -> dict[str, str]:
+    """image id -> ``<split>/<type>/<name>.png``, unique within the run.
+
+    The output keeps the input's stem. Inputs whose stems collide (``x.png`` beside
+    ``x.jpg``) never overwrite each other: the ``.png`` one keeps ``x.png`` and the other
+    gets ``x~jpg.png`` (then ``x~jpg2.png``, ...). Collisions are checked case-insensitively,
+    so a run folder also survives a copy to a case-insensitive file system.
+    """
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    rows = sorted(items[["id", "split", "type", "name"]].to_dict("records"),
+                  key=lambda r: (r["split"], r["type"], Path(r["name"]).suffix.lower() != ".png", r["name"], r["id"]))
+    for r in rows:
+        folder = f"{r['split']}/{r['type']}"
+        stem = Path(r["name"]).stem or "image"
+        name = f"{folder}/{stem}.png"
+        if name.lower() in taken:
+            ext = Path(r["name"]).suffix.lstrip(".").lower() or "x"
+            k, name = 1, f"{folder}/{stem}~{ext}.png"
+            while name.lower() in taken:
+                k += 1
+                name = f"{folder}/{stem}~{ext}{k}.png"
+        taken.add(name.lower())
+        out[r["id"]] = name
+    return out
 
 
 def setup_metrics(names: list[str], weights_dir: Path, device: str) -> tuple[list[Metric], dict[str, str]]:
@@ -87,42 +172,140 @@ def setup_metrics(names: list[str], weights_dir: Path, device: str) -> tuple[lis
     return ready, unavailable
 
 
+def _create(cfg: RunConfig, name: str) -> Method:
+    opts = dict(cfg.options.get(name, {}))
+    if cfg.amp != "none" and "amp" not in opts and method_spec(name).needs_weights:
+        opts["amp"] = cfg.amp  # --amp applies to every neural method not given its own
+    extra = {"weights": cfg.weights[name]} if name in cfg.weights else {}
+    return create_method(name, **extra, **opts)
+
+
+def _workers(cfg: RunConfig) -> int:
+    if cfg.workers > 0:
+        return cfg.workers
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+# ---------------------------------------------------------------- the run folder and ranks
+
+
+@dataclass(frozen=True)
+class _Single:
+    """A run without torchrun (no torch import needed)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    is_main: bool = True
+    enabled: bool = False
+
+
+def _distributed():
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _Single()
+    from daclip.dist import init_distributed
+
+    return init_distributed()
+
+
+@contextmanager
+def run_folder(out: Path) -> Iterator:
+    """Hold ``out``'s writer lock for the block; yields the torchrun rank info.
+
+    Under torchrun rank 0 takes the lock and tells the other ranks whether it got it, before
+    any rank writes a file; a refusal ends every rank with the holder named.
+    """
+    dist = _distributed()
+    if not dist.enabled:
+        with FolderLock(out, "run folder"):
+            yield dist
+        return
+    import torch.distributed as tdist
+
+    lock = FolderLock(out, "run folder") if dist.is_main else None
+    error = None
+    if lock is not None:
+        try:
+            lock.__enter__()
+        except UserError as exc:
+            error = str(exc)
+    msg = [error]
+    tdist.broadcast_object_list(msg, src=0)
+    if msg[0] is not None:
+        raise UserError(msg[0] if dist.is_main else f"rank 0 could not take the run folder: {msg[0]}")
+    try:
+        yield dist
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+
 def run_benchmark(cfg: RunConfig) -> RunResult | None:
     """Run everything; returns None on ranks other than 0 of a torchrun job."""
-    from daclip.dist import barrier, init_distributed
+    with run_folder(cfg.out) as dist:
+        return _run(cfg, dist)
 
+
+def _run(cfg: RunConfig, dist) -> RunResult | None:
     from .weights import weights_dir
 
-    dist = init_distributed()
+    if cfg.batch_size < 1:
+        raise UserError(f"batch size must be >= 1, got {cfg.batch_size}")
+    if cfg.metric_backend not in METRIC_BACKENDS:
+        raise UserError(f"metric backend {cfg.metric_backend!r}: choose from {', '.join(METRIC_BACKENDS)}")
+    check_device(cfg.device)
     device = f"cuda:{dist.local_rank}" if dist.enabled and cfg.device == "cuda" else cfg.device
     items = select_items(cfg)
+    names = output_names(items)
     metrics, unavailable = setup_metrics(cfg.metrics, weights_dir(cfg.weights_dir), device)
     image_metrics = [m for m in metrics if m.kind == "image"]
     set_metrics = [m for m in metrics if m.kind == "set"]
     # Create every method first: an unknown method or a bad option fails before any work.
-    methods = [create_method(name, **({"weights": cfg.weights[name]} if name in cfg.weights else {}),
-                             **cfg.options.get(name, {}))
-               for name in cfg.methods]
+    methods = [_create(cfg, name) for name in cfg.methods]
     shard = items.iloc[dist.rank::dist.world_size] if dist.enabled else items
     store = ResultStore(cfg.out, rank=dist.rank if dist.enabled else None)
+    workers = _workers(cfg)
+    backend = cfg.metric_backend
+    if backend == "auto":
+        backend = "torch" if device.startswith("cuda") else "numpy"
+    scorer = _Scorer(image_metrics, backend, device)
+    ready: list[Method] = []
+    skipped: dict[str, str] = {}
+    timings: dict[str, dict] = {}
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="bench")
     try:
         for method in methods:
-            method.prepare(device)  # loads weights and sets weights_id, part of every cache key
-            _run_method(cfg, method, shard, image_metrics, store, progress=cfg.progress and dist.is_main)
+            try:
+                method.prepare(device)  # loads weights and sets weights_id, part of every cache key
+            except MethodUnavailable as exc:
+                skipped[method.name] = str(exc)  # listed with the reason; the run goes on
+                continue
+            ready.append(method)
+            timings[method.name] = _MethodRun(cfg, method, shard, names, scorer, store, pool, workers,
+                                              progress=cfg.progress and dist.is_main).run()
             store.flush()
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         store.flush()
     if dist.enabled:
+        from daclip.dist import barrier
+
         barrier()
         if not dist.is_main:
             return None
         merge_rank_files(cfg.out)
         store = ResultStore(cfg.out)
     if set_metrics:
-        for method in methods:
+        for method in ready:
             _run_set_metrics(cfg, method, items, set_metrics, store)
         store.flush()
-    return RunResult(items, methods, store, [m.name for m in metrics], unavailable)
+    settings = {"batch_size": cfg.batch_size, "amp": cfg.amp, "device": cfg.device, "workers": workers,
+                "metric_backend": backend, "world_size": dist.world_size, "timings": timings}
+    return RunResult(items, ready, store, [m.name for m in metrics], unavailable, skipped, settings)
 
 
 def set_hash(group: pd.DataFrame) -> str:
@@ -130,58 +313,298 @@ def set_hash(group: pd.DataFrame) -> str:
     return hashlib.sha256("\n".join(sorted(group["id"] + ":" + group["sha256"])).encode()).hexdigest()[:16]
 
 
-def _output_relpath(method: Method, row) -> str:
-    return f"outputs/{method.name}/{row['split']}/{row['type']}/{Path(row['name']).with_suffix('.png').name}"
+# ---------------------------------------------------------------- one method over the images
 
 
-def _restore(method: Method, lq: np.ndarray, task: str, where: str) -> np.ndarray:
-    out = method.restore(lq, task)
+@dataclass
+class _Job:
+    row: dict
+    rel: str  # output path relative to the run folder
+    missing: list[Metric]
+    cached: dict | None  # a usable cached output record
+    lq: np.ndarray | None = None
+    gt: np.ndarray | None = None
+    output: np.ndarray | None = None
+    output_sha: str = ""
+    fresh: bool = False  # restored in this run
+    seconds: float = 0.0
+    batch: int = 1
+    values: dict = field(default_factory=dict)  # metric -> (value, skipped reason)
+
+
+def _check_output(method: Method, out, lq: np.ndarray, where: str) -> np.ndarray:
     if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != lq.shape:
         raise RuntimeError(f"method {method.name!r} returned {getattr(out, 'dtype', type(out))} "
                            f"{getattr(out, 'shape', '')} for {where}; expected uint8 {lq.shape}")
     return out
 
 
-def _cached_output(cfg: RunConfig, store: ResultStore, method: Method, row) -> tuple[dict | None, Path]:
-    cached = store.output(method.name, method.weights_id, row["id"], row["sha256"])
-    return cached, cfg.out / (cached["output_path"] if cached else _output_relpath(method, row))
+class _Scorer:
+    """Per-image metric values: numpy metrics in the worker threads, network metrics (and,
+    with the torch backend, every metric) batched in the main thread on the device."""
+
+    def __init__(self, metrics: list[Metric], backend: str, device: str):
+        self.metrics = metrics
+        self.backend = backend
+        self.device = device
+        # On a CPU a network metric scores one pair per call, so its value never depends on
+        # which images happened to share a batch.
+        self.batch = GPU_METRIC_BATCH if str(device).startswith("cuda") else 1
+
+    def in_thread(self, m: Metric) -> bool:
+        return not m.network and self.backend == "numpy"
+
+    def score_in_thread(self, job: _Job) -> None:
+        h, w = job.gt.shape[:2]
+        for m in job.missing:
+            small = m.too_small(h, w)
+            if small:
+                job.values[m.name] = (float("nan"), small)
+            elif self.in_thread(m):
+                job.values[m.name] = (float(m.fn(job.output, job.gt)), "")
+
+    def score_batch(self, jobs: list[_Job]) -> None:
+        """The metrics left to the main thread, for jobs whose images have one size."""
+        todo = {m.name: m for j in jobs for m in j.missing if m.name not in j.values}
+        if not todo:
+            return
+        out = images_to_batch([j.output for j in jobs], self.device)
+        gt = images_to_batch([j.gt for j in jobs], self.device)
+        for m in todo.values():
+            vals = m.batch_fn(out, gt).cpu().tolist()
+            for j, v in zip(jobs, vals):
+                if m in j.missing and m.name not in j.values:
+                    j.values[m.name] = (float(v), "")
 
 
-def _run_method(cfg: RunConfig, method: Method, items: pd.DataFrame, metrics: list[Metric], store: ResultStore,
-                progress: bool) -> None:
-    wid = method.weights_id
-    todo = 0
-    bar = tqdm(items.to_dict("records"), desc=f"{method.name:>12}", unit="img", disable=not progress)
-    for row in bar:
-        lq_path, gt_path = cfg.dataset / row["lq_path"], cfg.dataset / row["gt_path"]
-        missing = [m for m in metrics if not store.has_value(method.name, wid, row["id"], m.name)]
-        cached, out_path = _cached_output(cfg, store, method, row)
-        if cached and not missing and out_path.exists():
-            continue
-        todo += 1
-        gt = read_image(gt_path)
-        output = None
-        if cached and out_path.exists() and sha256_file(out_path) == cached["output_sha256"]:
-            output = read_image(out_path)
-        if output is None:
-            lq = read_image(lq_path)
-            if lq.shape != gt.shape:
-                raise UserError(f"LQ {lq_path} is {lq.shape[1]}x{lq.shape[0]} but its GT {gt_path} is "
-                                f"{gt.shape[1]}x{gt.shape[0]}")
+class _MethodRun:
+    def __init__(self, cfg: RunConfig, method: Method, items: pd.DataFrame, names: dict[str, str],
+                 scorer: _Scorer, store: ResultStore, pool: ThreadPoolExecutor, workers: int, progress: bool):
+        self.cfg, self.method, self.items, self.names = cfg, method, items, names
+        self.scorer, self.store, self.pool = scorer, store, pool
+        self.workers = workers
+        self.progress = progress
+        # restore_batch whenever the method has one, even one image at a time: a diffusion
+        # method then seeds each image's noise from its id, whatever the batch it lands in.
+        self.batched = callable(getattr(method, "restore_batch", None))
+        fn = getattr(method, "restore_batch", None)
+        self.keys_ok = callable(fn) and "keys" in inspect.signature(fn).parameters
+        self.since_flush = 0
+        self.last_flush = time.monotonic()
+        # stage -> [seconds (summed over threads), images, megapixels]
+        self.timings: dict[str, list[float]] = {k: [0.0, 0, 0.0] for k in ("decode", "restore", "encode", "metrics")}
+        self._tlock = threading.Lock()
+
+    def _time(self, stage: str, t0: float, images: int, pixels: int) -> None:
+        with self._tlock:
+            t = self.timings[stage]
+            t[0] += time.perf_counter() - t0
+            t[1] += images
+            t[2] += pixels / 1e6
+
+    # -- planning
+    def plan(self) -> list[_Job]:
+        m, store, metrics = self.method, self.store, self.scorer.metrics
+        jobs = []
+        for row in self.items.to_dict("records"):
+            rel = f"outputs/{m.name}/{self.names[row['id']]}"
+            missing = [x for x in metrics if not store.has_value(m.name, m.weights_id, row["id"], x.name)]
+            cached = store.output(m.name, m.weights_id, row["id"], row["sha256"])
+            if cached is not None and (cached["output_path"] != rel or not (self.cfg.out / rel).exists()):
+                cached = None  # its file is gone, or another image's name now owns that path
+            if cached is not None and not missing:
+                continue
+            jobs.append(_Job(row, rel, missing, cached))
+        if self.batched and all(c in self.items.columns for c in ("height", "width")):
+            # Same-size images next to each other fill whole batches (the method groups by
+            # the real decoded size anyway; this only orders the work).
+            jobs.sort(key=lambda j: (-_int(j.row.get("height")), -_int(j.row.get("width"))))
+        return jobs
+
+    # -- stages run in the worker threads
+    def load(self, job: _Job) -> _Job:
+        t0 = time.perf_counter()
+        try:
+            return self._load(job)
+        finally:
+            img = job.lq if job.lq is not None else job.output
+            self._time("decode", t0, 1, 0 if img is None else img.shape[0] * img.shape[1])
+
+    def _load(self, job: _Job) -> _Job:
+        cfg, row = self.cfg, job.row
+        if job.cached is not None:
+            path = cfg.out / job.rel
+            data = path.read_bytes()
+            if sha256_bytes(data) == job.cached["output_sha256"]:
+                job.output = read_image(path)
+                job.output_sha = job.cached["output_sha256"]
+            else:
+                job.cached = None  # changed on disk: restore again
+        if job.output is None:
+            job.lq = read_image(cfg.dataset / row["lq_path"])
+            job.missing = list(self.scorer.metrics)  # a fresh output invalidates earlier values
+        if job.missing:
+            job.gt = read_image(cfg.dataset / row["gt_path"])
+            ref = job.lq if job.lq is not None else job.output
+            if ref.shape != job.gt.shape:
+                lq_path, gt_path = cfg.dataset / row["lq_path"], cfg.dataset / row["gt_path"]
+                raise UserError(f"LQ {lq_path} is {ref.shape[1]}x{ref.shape[0]} but its GT {gt_path} is "
+                                f"{job.gt.shape[1]}x{job.gt.shape[0]}")
+        return job
+
+    def post(self, job: _Job) -> _Job:
+        px = job.output.shape[0] * job.output.shape[1]
+        if job.fresh:
             t0 = time.perf_counter()
-            output = _restore(method, lq, row["type"], str(lq_path))
-            seconds = time.perf_counter() - t0
-            data = save_image(out_path, output)
-            store.add_output(method=method.name, weights_id=wid, id=row["id"], lq_sha256=row["sha256"],
-                             output_path=out_path.relative_to(cfg.out).as_posix(),
-                             output_sha256=sha256_bytes(data), seconds=seconds)
-            missing = metrics  # a fresh output invalidates earlier values
-        for m in missing:
-            store.add_value(method=method.name, weights_id=wid, id=row["id"], type=row["type"], split=row["split"],
-                            name=row["name"], metric=m.name, value=m(output, gt))
-        if todo % FLUSH_EVERY == 0:
+            lq_path = self.cfg.dataset / job.row["lq_path"]
+            if job.output is job.lq and is_plain_png(lq_path):
+                data = lq_path.read_bytes()  # the method returned its input: its PNG is the output
+            else:
+                data = encode_png(job.output)
+            atomic_write_bytes(self.cfg.out / job.rel, data)
+            job.output_sha = sha256_bytes(data)
+            self._time("encode", t0, 1, px)
+        if job.missing:
+            t0 = time.perf_counter()
+            self.scorer.score_in_thread(job)
+            self._time("metrics", t0, 1, px)
+        job.lq = None
+        return job
+
+    # -- main thread
+    def restore(self, group: list[_Job]) -> None:
+        m = self.method
+        lqs = [j.lq for j in group]
+        t0 = time.perf_counter()
+        if self.batched:
+            kwargs = {"keys": [j.row["id"] for j in group]} if self.keys_ok else {}
+            outs = m.restore_batch(lqs, [j.row["type"] for j in group], **kwargs)
+        else:
+            outs = [m.restore(lqs[0], group[0].row["type"])]
+        seconds = (time.perf_counter() - t0) / len(group)
+        self._time("restore", t0, len(group), sum(j.lq.shape[0] * j.lq.shape[1] for j in group))
+        for j, out in zip(group, outs):
+            j.output = _check_output(m, out, j.lq, str(self.cfg.dataset / j.row["lq_path"]))
+            j.fresh, j.seconds, j.batch = True, seconds, len(group)
+
+    def record(self, job: _Job) -> None:
+        m, row, store = self.method, job.row, self.store
+        if job.fresh:
+            store.add_output(method=m.name, weights_id=m.weights_id, id=row["id"], lq_sha256=row["sha256"],
+                             output_path=job.rel, output_sha256=job.output_sha, seconds=job.seconds, batch=job.batch)
+        for name, (value, skipped) in job.values.items():
+            store.add_value(method=m.name, weights_id=m.weights_id, id=row["id"], type=row["type"],
+                            split=row["split"], name=row["name"], metric=name, value=value, skipped=skipped)
+        self.since_flush += 1
+        if self.since_flush >= FLUSH_EVERY and time.monotonic() - self.last_flush >= FLUSH_MIN_S:
             store.flush()
-    bar.close()
+            self.since_flush, self.last_flush = 0, time.monotonic()
+
+    def run(self) -> dict:
+        """Restore and score what is missing; returns the stage timings of this run."""
+        t_start = time.perf_counter()
+        jobs = self.plan()
+        try:
+            self._run(jobs)
+        finally:
+            self.wall = time.perf_counter() - t_start
+        return {"wall_s": round(self.wall, 4), "images": len(jobs),
+                "megapixels": round(sum(_int(j.row.get("width")) * _int(j.row.get("height")) for j in jobs) / 1e6, 4),
+                "stages": {k: {"seconds": round(v[0], 4), "images": int(v[1]), "megapixels": round(v[2], 4)}
+                           for k, v in self.timings.items()}}
+
+    def _run(self, jobs: list[_Job]) -> None:
+        total = len(self.items)
+        bar = tqdm(total=total, initial=total - len(jobs), desc=f"{self.method.name:>12}", unit="img",
+                   disable=not self.progress)
+        lookahead = max(2 * self.cfg.batch_size, 2 * self.workers)
+        loads: deque[Future] = deque()
+        posts: deque[Future] = deque()
+        scored: list[_Job] = []  # posted jobs waiting for main-thread (batched) metrics
+        todo = iter(jobs)
+        group: list[_Job] = []
+
+        def fill() -> None:
+            while len(loads) < lookahead:
+                job = next(todo, None)
+                if job is None:
+                    return
+                loads.append(self.pool.submit(self.load, job))
+
+        def finish(job: _Job) -> None:
+            needs_main = job.missing and any(m.name not in job.values for m in job.missing)
+            if needs_main:
+                if scored and (scored[0].output.shape != job.output.shape or len(scored) >= self.scorer.batch):
+                    flush_scored()
+                scored.append(job)
+            else:
+                self.record(job)
+                bar.update(1)
+
+        def flush_scored() -> None:
+            if scored:
+                t0 = time.perf_counter()
+                self.scorer.score_batch(scored)
+                self._time("metrics", t0, 0, 0)  # the images were counted in their thread stage
+                for j in scored:
+                    self.record(j)
+                bar.update(len(scored))
+                scored.clear()
+
+        def drain(block_over: int) -> None:
+            while posts and (posts[0].done() or len(posts) > block_over):
+                finish(posts.popleft().result())
+
+        def restore_group() -> None:
+            if group:
+                self.restore(group)
+                for j in group:
+                    posts.append(self.pool.submit(self.post, j))
+                group.clear()
+
+        try:
+            fill()
+            while loads:
+                job = loads.popleft().result()
+                fill()
+                if job.output is not None:  # cached output: only metrics to compute
+                    posts.append(self.pool.submit(self.post, job))
+                else:
+                    if group and group[0].lq.shape != job.lq.shape:
+                        restore_group()
+                    group.append(job)
+                    if not self.batched or len(group) >= self.cfg.batch_size:
+                        restore_group()
+                drain(block_over=2 * self.workers)
+            restore_group()
+            drain(block_over=0)
+            flush_scored()
+        except BaseException:
+            # Keep what is finished: outputs already restored are written and recorded (their
+            # metrics too, when computed); everything not yet restored is dropped.
+            for f in loads:
+                f.cancel()
+            while posts:
+                try:
+                    job = posts.popleft().result()
+                except BaseException:  # noqa: BLE001 - a second failure must not hide the first
+                    continue
+                self.record(job)  # values left to the main thread are computed on the re-run
+            for j in scored:
+                self.record(j)
+            raise
+        finally:
+            bar.close()
+
+
+def _int(v) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 0
+
+
+# ---------------------------------------------------------------- set metrics (FID, KID)
 
 
 def _run_set_metrics(cfg: RunConfig, method: Method, items: pd.DataFrame, metrics: list[Metric],
@@ -205,13 +628,13 @@ def _run_set_metrics(cfg: RunConfig, method: Method, items: pd.DataFrame, metric
                     vec = FEATURES([read_image(cfg.dataset / row["gt_path"])])[0]
                     gt_cache.put(key, vec)
                 real.append(vec)
-                cached, out_path = _cached_output(cfg, store, method, row)
+                cached = store.output(method.name, method.weights_id, row["id"], row["sha256"])
                 if cached is None:
                     raise RuntimeError(f"no restored output of {method.name} for {row['id']}")
                 key = f"{row['id']}:{cached['output_sha256']}"
                 vec = cache.get(key)
                 if vec is None:
-                    vec = FEATURES([read_image(out_path)])[0]
+                    vec = FEATURES([read_image(cfg.out / cached["output_path"])])[0]
                     cache.put(key, vec)
                 fake.append(vec)
             for m in todo:

@@ -1,13 +1,19 @@
 """Results store of a benchmark run: restored-output index and per-image metric values.
 
-Both tables are parquet files in the run folder, rewritten atomically, so an interrupted run
-keeps everything that was finished and a re-run computes only what is missing:
+The tables are parquet files in the run folder, rewritten atomically (temp file + rename) at
+every flush, so a run killed at any instant leaves the previous complete table and a re-run
+computes only what is missing:
 
 - ``outputs.parquet``: method, weights_id, id, lq_sha256, output_path, output_sha256, seconds
-- ``per_image.parquet``: method, weights_id, id, type, split, name, metric, value (long format)
+  (per image: the time of the restoring call divided by its number of images), batch (images
+  in that call)
+- ``per_image.parquet``: method, weights_id, id, type, split, name, metric, value, skipped
+  (long format; ``skipped`` is the reason when the metric could not score the image, whose
+  value is then NaN, and "" otherwise). inf (a perfect PSNR) and NaN are stored as floats.
 - ``per_set.parquet``: method, weights_id, type, split, metric, value, n, ids_hash (FID, KID)
 
-Under torchrun every rank writes its own ``*.rank<R>.parquet`` files; rank 0 merges them.
+Under torchrun every rank writes its own ``*.rank<R>.parquet`` part files holding only the
+rows that rank computed (the merged tables it read are not repeated); rank 0 merges them.
 """
 
 from __future__ import annotations
@@ -19,20 +25,26 @@ import pandas as pd
 
 from builders.io import atomic_write_bytes
 
-OUTPUT_COLUMNS = ("method", "weights_id", "id", "lq_sha256", "output_path", "output_sha256", "seconds")
-VALUE_COLUMNS = ("method", "weights_id", "id", "type", "split", "name", "metric", "value")
+OUTPUT_COLUMNS = ("method", "weights_id", "id", "lq_sha256", "output_path", "output_sha256", "seconds", "batch")
+VALUE_COLUMNS = ("method", "weights_id", "id", "type", "split", "name", "metric", "value", "skipped")
 OUTPUT_KEY = ["method", "weights_id", "id", "lq_sha256"]
 VALUE_KEY = ["method", "weights_id", "id", "metric"]
 SET_COLUMNS = ("method", "weights_id", "type", "split", "metric", "value", "n", "ids_hash")
 SET_KEY = ["method", "weights_id", "type", "split", "metric"]
 TABLES = (("outputs", OUTPUT_COLUMNS, OUTPUT_KEY), ("per_image", VALUE_COLUMNS, VALUE_KEY), ("per_set", SET_COLUMNS, SET_KEY))
+_FLOAT = ("value", "seconds")
+_INT = ("n", "batch")
+
+
+def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c in _FLOAT else "int64" if c in _INT else "object")
+                         for c in columns})
 
 
 def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     if path.exists():
         return pd.read_parquet(path)
-    return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("value", "seconds") else "int64" if c == "n" else "object")
-                         for c in columns})
+    return _empty(columns)
 
 
 def _write(path: Path, df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
@@ -58,28 +70,60 @@ def merge_rank_files(run_dir: str | Path) -> None:
             p.unlink()
 
 
+class _Table:
+    """One table: rows read from earlier runs (``base``, never rewritten by a rank), this
+    writer's own rows (``own``, rewritten at each flush) and rows not yet flushed."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...], key: list[str], base: pd.DataFrame | None = None):
+        self.path, self.columns, self.key = path, columns, key
+        self.base = base
+        self.own = _read(path, columns)
+        self.new: list[dict] = []
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        frames = [f for f in (self.base, self.own) if f is not None and not f.empty]
+        if not frames:
+            return self.own
+        if len(frames) == 1:
+            return frames[0]
+        return pd.concat(frames, ignore_index=True).drop_duplicates(subset=self.key, keep="last").reset_index(drop=True)
+
+    def flush(self) -> None:
+        if self.new:
+            # Keep the de-duplicated table in memory too: a recomputed value replaces the old one.
+            self.own = _write(self.path, _concat(self.own, pd.DataFrame(self.new)), self.key)
+            self.new = []
+
+
 class ResultStore:
     def __init__(self, run_dir: str | Path, rank: int | None = None):
         self.dir = Path(run_dir)
         suffix = f".rank{rank}" if rank is not None else ""
-        self.outputs_path = self.dir / f"outputs{suffix}.parquet"
-        self.values_path = self.dir / f"per_image{suffix}.parquet"
-        self.sets_path = self.dir / "per_set.parquet"
-        # A rank reads the merged tables (what earlier runs finished) plus its own part files.
-        self.outputs = _read(self.dir / "outputs.parquet", OUTPUT_COLUMNS)
-        self.values = _read(self.dir / "per_image.parquet", VALUE_COLUMNS)
-        if suffix:
-            self.outputs = _concat(self.outputs, _read(self.outputs_path, OUTPUT_COLUMNS))
-            self.values = _concat(self.values, _read(self.values_path, VALUE_COLUMNS))
-        self.sets = _read(self.sets_path, SET_COLUMNS)
-        self._new_outputs: list[dict] = []
-        self._new_values: list[dict] = []
-        self._new_sets: list[dict] = []
-        self._index()
+        base = (lambda name, cols: _read(self.dir / f"{name}.parquet", cols)) if suffix else (lambda *_: None)
+        # A rank reads the merged tables (what earlier runs finished) plus its own part files,
+        # and writes only its own rows to the part files.
+        self._outputs = _Table(self.dir / f"outputs{suffix}.parquet", OUTPUT_COLUMNS, OUTPUT_KEY,
+                               base("outputs", OUTPUT_COLUMNS))
+        self._values = _Table(self.dir / f"per_image{suffix}.parquet", VALUE_COLUMNS, VALUE_KEY,
+                              base("per_image", VALUE_COLUMNS))
+        self._sets = _Table(self.dir / "per_set.parquet", SET_COLUMNS, SET_KEY)
+        self.outputs_path, self.values_path, self.sets_path = self._outputs.path, self._values.path, self._sets.path
+        self._out_idx = {tuple(r[k] for k in OUTPUT_KEY): r for r in self._outputs.frame.to_dict("records")}
+        self._val_idx = {tuple(r[k] for k in VALUE_KEY) for r in self._values.frame.to_dict("records")}
 
-    def _index(self) -> None:
-        self._out_idx = {tuple(r[k] for k in OUTPUT_KEY): r for r in self.outputs.to_dict("records")}
-        self._val_idx = {tuple(r[k] for k in VALUE_KEY) for r in self.values.to_dict("records")}
+    # -- tables (merged view: earlier runs + this writer's rows)
+    @property
+    def outputs(self) -> pd.DataFrame:
+        return self._outputs.frame
+
+    @property
+    def values(self) -> pd.DataFrame:
+        return self._values.frame
+
+    @property
+    def sets(self) -> pd.DataFrame:
+        return self._sets.frame
 
     # -- queries
     def output(self, method: str, weights_id: str, item_id: str, lq_sha256: str) -> dict | None:
@@ -89,34 +133,28 @@ class ResultStore:
         return (method, weights_id, item_id, metric) in self._val_idx
 
     def set_value(self, method: str, weights_id: str, task: str, split: str, metric: str, ids_hash: str) -> float | None:
-        hit = self.sets[(self.sets["method"] == method) & (self.sets["weights_id"] == weights_id)
-                        & (self.sets["type"] == task) & (self.sets["split"] == split) & (self.sets["metric"] == metric)
-                        & (self.sets["ids_hash"] == ids_hash)]
+        sets = self.sets
+        hit = sets[(sets["method"] == method) & (sets["weights_id"] == weights_id)
+                   & (sets["type"] == task) & (sets["split"] == split) & (sets["metric"] == metric)
+                   & (sets["ids_hash"] == ids_hash)]
         return None if hit.empty else float(hit.iloc[-1]["value"])
 
-    def add_set_value(self, **row) -> None:
-        self._new_sets.append(row)
-
     # -- updates (kept in memory until flush)
+    def add_set_value(self, **row) -> None:
+        self._sets.new.append(row)
+
     def add_output(self, **row) -> None:
-        self._new_outputs.append(row)
+        self._outputs.new.append(row)
         self._out_idx[tuple(row[k] for k in OUTPUT_KEY)] = row
 
     def add_value(self, **row) -> None:
-        self._new_values.append(row)
+        row.setdefault("skipped", "")
+        self._values.new.append(row)
         self._val_idx.add(tuple(row[k] for k in VALUE_KEY))
 
     def flush(self) -> None:
-        if self._new_outputs:
-            # Keep the de-duplicated table in memory too: a recomputed value replaces the old one.
-            self.outputs = _write(self.outputs_path, _concat(self.outputs, pd.DataFrame(self._new_outputs)), OUTPUT_KEY)
-            self._new_outputs = []
-        if self._new_values:
-            self.values = _write(self.values_path, _concat(self.values, pd.DataFrame(self._new_values)), VALUE_KEY)
-            self._new_values = []
-        if self._new_sets:
-            self.sets = _write(self.sets_path, _concat(self.sets, pd.DataFrame(self._new_sets)), SET_KEY)
-            self._new_sets = []
+        for table in (self._outputs, self._values, self._sets):
+            table.flush()
 
 
 def _concat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,9 @@
-"""The run summary (summary.json, per_task.parquet) that the report renders."""
+"""The run summary (summary.json, per_task.parquet) that the report renders.
+
+JSON has no inf or NaN, and a perfect restoration has PSNR inf: non-finite floats are
+written as the strings "inf", "-inf" and "nan" and :func:`read_summary` turns the metric
+values back into floats (a value that is simply missing stays null).
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,40 @@ def _clean(v):
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
     return float(v)
+
+
+_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def encode_non_finite(obj):
+    """A copy of ``obj`` with every non-finite float replaced by "inf", "-inf" or "nan"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: encode_non_finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [encode_non_finite(v) for v in obj]
+    return obj
+
+
+def _decode_values(d: dict) -> dict:
+    return {k: _NON_FINITE.get(v, v) if isinstance(v, str) else v for k, v in d.items()}
+
+
+def decode_non_finite(summary: dict) -> dict:
+    """Undo :func:`encode_non_finite` where numbers belong: the tables and per-image values."""
+    summary = dict(summary)
+    summary["tables"] = {metric: {method: _decode_values(row) for method, row in rows.items()}
+                         for metric, rows in summary.get("tables", {}).items()}
+    summary["images"] = [{**r, "values": _decode_values(r.get("values", {}))} for r in summary.get("images", [])]
+    return summary
+
+
+def read_summary(path) -> dict:
+    """summary.json with its inf/NaN metric values as floats again."""
+    from pathlib import Path
+
+    return decode_non_finite(json.loads(Path(path).read_text()))
 
 
 def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None = None, *,
@@ -86,6 +125,11 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
                      "fmt": get_metric(n).fmt, "description": get_metric(n).description, "kind": get_metric(n).kind}
                     for n in result.metrics],
         "unavailable": result.unavailable,
+        # Methods that could not run here (no weights, ...): name -> reason.
+        "skipped_methods": dict(getattr(result, "skipped_methods", {}) or {}),
+        # Images a metric could not score (too small for its window): metric -> images + reasons.
+        "skipped_images": _skipped_images(values),
+        "run": dict(getattr(result, "settings", {}) or {}),
         "tables": tables,
         "images": _per_image_rows(values, result),
         "degradation_eval": degradation_eval if degradation_eval is not None else _degradation_eval(cfg),
@@ -106,6 +150,19 @@ def _seconds_per_megapixel(outputs: pd.DataFrame, items: pd.DataFrame, method) -
     if merged.empty or pixels <= 0:
         return None
     return float(merged["seconds"].sum()) / (pixels / 1e6)
+
+
+def _skipped_images(values: pd.DataFrame) -> dict:
+    if values.empty or "skipped" not in values.columns:
+        return {}
+    hit = values[values["skipped"].fillna("").astype(str) != ""]
+    out = {}
+    for metric, rows in hit.groupby("metric", sort=False):
+        rows = rows.drop_duplicates("id").sort_values("id")
+        images = [{"id": r["id"], "type": r["type"], "name": r["name"], "reason": r["skipped"]}
+                  for r in rows.to_dict("records")]
+        out[metric] = {"count": len(images), "reason": images[0]["reason"], "images": images}
+    return out
 
 
 def _per_image_rows(values: pd.DataFrame, result: RunResult) -> list[dict]:
@@ -163,7 +220,7 @@ def _degradation_eval(cfg: RunConfig) -> dict | None:
 def write_summary(out_dir, summary: dict, long: pd.DataFrame) -> None:
     from .export import write_exports
 
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
+    atomic_write_text(out_dir / "summary.json", json.dumps(encode_non_finite(summary), indent=2, allow_nan=False))
     write_exports(out_dir, summary)
     buf = io.BytesIO()
     long.to_parquet(buf, index=False)

@@ -148,22 +148,40 @@ class Tiling:
         return (h <= self.tile and w <= self.tile) or h * w <= self.max_pixels
 
 
-def tiled_apply(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], tiling: Tiling | None) -> torch.Tensor:
+def tiled_apply(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], tiling: Tiling | None,
+                *, per_image: dict[str, torch.Tensor] | None = None, tile_batch: int = 1) -> torch.Tensor:
     """fn applied to overlapping spatial tiles of ``inputs`` (same H, W), blended.
 
     Inside each overlap the outputs are mixed by linear ramps that ignore the outer quarter
     of the overlap, so a network whose receptive-field radius is at most overlap/4 gives the
     same result as one whole pass; deeper networks get seamless approximations.
+
+    ``tile_batch`` tiles go through ``fn`` in one call, stacked along the batch dimension
+    (tile-major: the B images of the first tile, then of the second, ...); ``per_image``
+    tensors ([B, ...], e.g. DA-CLIP embeddings) are passed to ``fn`` as keyword arguments,
+    repeated to match. The blend is the same whatever ``tile_batch`` is.
     """
+    per_image = per_image or {}
     h, w = inputs[0].shape[-2:]
     if tiling is None or tiling.whole(h, w):
-        return fn(*inputs)
+        return fn(*inputs, **per_image)
+    if tile_batch < 1:
+        raise ValueError("tile_batch must be >= 1")
     th, tw = min(tiling.tile, h), min(tiling.tile, w)
     ys, xs = _starts(h, th, tiling.overlap), _starts(w, tw, tiling.overlap)
+    boxes = [(iy, y, ix, x) for iy, y in enumerate(ys) for ix, x in enumerate(xs)]
+    n = inputs[0].shape[0]
     out = weight = None
-    for iy, y in enumerate(ys):
-        for ix, x in enumerate(xs):
-            piece = fn(*[t[..., y:y + th, x:x + tw] for t in inputs])
+    for chunk in batched(boxes, tile_batch):
+        if len(chunk) == 1:
+            _, y, _, x = chunk[0]
+            stacked, extra = [t[..., y:y + th, x:x + tw] for t in inputs], per_image
+        else:
+            stacked = [torch.cat([t[..., y:y + th, x:x + tw] for _, y, _, x in chunk]) for t in inputs]
+            extra = {k: v.repeat(len(chunk), *([1] * (v.dim() - 1))) for k, v in per_image.items()}
+        pieces = fn(*stacked, **extra)
+        for k, (iy, y, ix, x) in enumerate(chunk):
+            piece = pieces[k * n:(k + 1) * n]
             if out is None:
                 out = piece.new_zeros(*piece.shape[:-2], h, w)
                 weight = piece.new_zeros(1, 1, h, w)

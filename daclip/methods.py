@@ -52,10 +52,12 @@ from .inference import (
     to_uint8,
 )
 from .registry import Method, MethodUnavailable, register_method
-from .sde import SAMPLERS, IRSDE, SDEConfig, make_generator
+from .sde import SAMPLERS, IRSDE, SDEConfig, image_seed, make_generator
 from .weights import WeightsUnavailable, resolve_weights, weights_id
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "eager")
+GPU_TILE_BATCH = 8  # tiles x images per network call on a GPU when net_batch is 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,15 @@ class MethodOptions:
     overlap: int = 64
     max_pixels: int = 1280 * 1280
     amp: str = "none"
+    #: 1: network and inputs in channels_last memory format (faster convolutions on GPUs).
+    channels_last: int = 0
+    #: torch.compile the network: none, default, reduce-overhead (CUDA graphs), max-autotune,
+    #: or eager (graph capture without code generation; checks the plumbing on any machine).
+    compile: str = "none"
+    #: Most images (or tiles) per network call; 0: the whole size group on a GPU, one on the
+    #: CPU, where batch-size-dependent kernels (MKL's one-row GEMV, oneDNN) would change the
+    #: rounding: a CPU output is then bit-identical whatever the runner's --batch-size.
+    net_batch: int = 0
     # diffusion only
     steps: int = 0
     sampler: str = ""
@@ -130,6 +141,10 @@ class MethodOptions:
             raise UserError(f"option daclip_amp={values['daclip_amp']!r}: choose from {', '.join(DACLIP_AMP)}")
         if values.get("amp", "none") not in AMP_DTYPES:
             raise UserError(f"option amp={values['amp']!r}: choose from {', '.join(AMP_DTYPES)}")
+        if values.get("compile", "none") not in COMPILE_MODES:
+            raise UserError(f"option compile={values['compile']!r}: choose from {', '.join(COMPILE_MODES)}")
+        if values.get("net_batch", 0) < 0:
+            raise UserError(f"option net_batch={values['net_batch']}: must be >= 0 (0: automatic)")
         if values.get("sampler") and values["sampler"] not in SAMPLERS:
             raise UserError(f"option sampler={values['sampler']!r}: choose from {', '.join(SAMPLERS)}")
         return cls(**values, extra=extra)
@@ -258,70 +273,129 @@ class NetworkMethod(Method):
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def _contexts(self, lq: torch.Tensor) -> dict:
-        return daclip_contexts(self.spec, self.conditioner, lq)
+        return daclip_contexts(self.spec, self.conditioner, lq)  # the whole batch in one DA-CLIP call
 
-    def _net_fn(self, ctx: dict):
-        fn = getattr(self.net, self.spec.call) if self.spec.call else self.net
+    def _fast(self, fn):
+        """``fn`` (the network or its restoring call) with the speed options applied."""
+        if self.opts.channels_last and self.net is not None:
+            self.net.to(memory_format=torch.channels_last)
+        if self.opts.compile == "none":
+            return fn
+        if self.opts.compile == "eager":
+            return torch.compile(fn, backend="eager", dynamic=False)
+        mode = None if self.opts.compile == "default" else self.opts.compile
+        return torch.compile(fn, mode=mode, dynamic=False)
 
-        def run(x):
+    def _call(self):
+        """The (cached) fast network call: fn(*inputs, **context) -> float32 output."""
+        if getattr(self, "_fast_for", None) is not self.net:  # built once per loaded network
+            self._fast_fn = self._fast(getattr(self.net, self.spec.call) if self.spec.call else self.net)
+            self._fast_for = self.net
+        fn = self._fast_fn
+        cl = bool(self.opts.channels_last)
+
+        def run(*xs, **ctx):
+            if cl:
+                xs = [x.contiguous(memory_format=torch.channels_last) if isinstance(x, torch.Tensor) and x.dim() == 4
+                      else x for x in xs]
             with self._autocast():
-                return fn(x, **ctx).float()
+                return fn(*xs, **ctx).float()
 
         return run
 
-    def restore_tensor(self, lq: torch.Tensor) -> torch.Tensor:
+    def _images_per_call(self, n: int) -> int:
+        if self.opts.net_batch:
+            return self.opts.net_batch
+        return n if self.device.type == "cuda" else 1
+
+    def _tile_batch(self, images: int) -> int:
+        limit = self.opts.net_batch or (GPU_TILE_BATCH if self.device.type == "cuda" else 1)
+        return max(1, limit // max(1, images))
+
+    def restore_tensor(self, lq: torch.Tensor, keys: list[str] | None = None) -> torch.Tensor:
+        """Restore a [B,3,H,W] batch in 0..1 (``keys``: the images' ids; unused here)."""
         ctx = self._contexts(lq)
-        run = self._net_fn(ctx)
-        return tiled_apply(lambda x: apply_fitted(run, [x], self.fit), [lq], self.tiling)
+        run = self._call()
+        fit = self.fit
+
+        def whole(x, **c):
+            return apply_fitted(lambda xx: run(xx, **c), [x], fit)
+
+        return tiled_apply(whole, [lq], self.tiling, per_image=ctx, tile_batch=self._tile_batch(lq.shape[0]))
 
     @torch.no_grad()
     def restore(self, lq: np.ndarray, task: str) -> np.ndarray:
         if self.net is None:
             raise RuntimeError("call prepare() first")
-        return to_uint8(self.restore_tensor(to_tensor(lq, self.device)))
-
+        return self.restore_batch([lq], [task])[0]
 
     @torch.no_grad()
-    def restore_batch(self, lqs: list[np.ndarray], tasks: list[str] | None = None) -> list[np.ndarray]:
-        """Restore several images, batching those of equal size (one network call per step
-        for the whole group: the fast path on a GPU). Diffusion outputs then depend on the
-        group (the sampler draws noise for the batch), so compare runs with the same grouping."""
+    def restore_batch(self, lqs: list[np.ndarray], tasks: list[str] | None = None,
+                      keys: list[str] | None = None) -> list[np.ndarray]:
+        """Restore several images, batching those of equal size (one network call per group,
+        or per ``net_batch`` images, for the whole group: the fast path on a GPU).
+
+        ``keys`` (the images' ids) seed each image's own noise in a diffusion method, so an
+        image's output never depends on what else is in its batch; without keys every image
+        gets the method's ``seed``, as :meth:`restore` does.
+        """
         if self.net is None:
             raise RuntimeError("call prepare() first")
+        if keys is not None and len(keys) != len(lqs):
+            raise ValueError(f"{len(keys)} keys for {len(lqs)} images")
         out: list[np.ndarray | None] = [None] * len(lqs)
         groups: dict[tuple, list[int]] = {}
         for i, img in enumerate(lqs):
             groups.setdefault(img.shape, []).append(i)
         for idx in groups.values():
-            batch = torch.cat([to_tensor(lqs[i], self.device) for i in idx])
-            restored = self.restore_tensor(batch)
-            for j, i in enumerate(idx):
-                out[i] = to_uint8(restored[j:j + 1])
+            step = self._images_per_call(len(idx))
+            for start in range(0, len(idx), step):
+                part = idx[start:start + step]
+                batch = torch.cat([to_tensor(lqs[i], self.device) for i in part])
+                restored = self.restore_tensor(batch, None if keys is None else [keys[i] for i in part])
+                # One device-to-host copy per batch (the rounding of to_uint8, image by image).
+                u8 = (restored.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+                u8 = u8.permute(0, 2, 3, 1).cpu().numpy()
+                for j, i in enumerate(part):
+                    out[i] = u8[j]
         return out
 
 
 class DiffusionMethod(NetworkMethod):
-    """IR-SDE sampling with a noise-predicting UNet (tiled per network call)."""
+    """IR-SDE sampling with a noise-predicting UNet (tiled per network call).
+
+    Each image draws its noise from its own generator, seeded from the ``seed`` option and
+    the image's key (its id in a benchmark run), so a batch samples exactly what each of its
+    images would sample alone.
+    """
+
+    #: Part of the cache key: outputs of older runs drew one noise stream per batch.
+    noise_scheme = "per-image-generator"
+
+    def prepare(self, device: str = "cpu") -> None:
+        super().prepare(device)
+        self.weights_id = _digest(self.weights_id, self.noise_scheme)
 
     def sde(self) -> IRSDE:
         return IRSDE(self.spec.sde, steps=self.opts.steps or None)
 
-    def restore_tensor(self, lq: torch.Tensor) -> torch.Tensor:
+    def generators(self, n: int, keys: list[str] | None) -> list[torch.Generator]:
+        if keys is None:
+            return [make_generator(self.opts.seed, self.device) for _ in range(n)]
+        return [make_generator(image_seed(self.opts.seed, k), self.device) for k in keys]
+
+    def restore_tensor(self, lq: torch.Tensor, keys: list[str] | None = None) -> torch.Tensor:
         ctx = self._contexts(lq)
         sde = self.sde()
-        net = self.net
+        run = self._call()
+        tile_batch = self._tile_batch(lq.shape[0])
 
         def noise_fn(x, t):
-            def call(xx, ll):
-                with self._autocast():
-                    return net(xx, ll, t, **ctx).float()
+            return tiled_apply(lambda xx, ll, **c: run(xx, ll, t, **c), [x, lq], self.tiling,
+                               per_image=ctx, tile_batch=tile_batch)
 
-            return tiled_apply(call, [x, lq], self.tiling)
-
-        gen = make_generator(self.opts.seed, self.device)
-        out = sde.sample(noise_fn, lq, sampler=self.opts.sampler or self.spec.sampler, generator=gen,
-                         clip_x0=bool(self.opts.clip_x0))
-        return out
+        return sde.sample(noise_fn, lq, sampler=self.opts.sampler or self.spec.sampler,
+                          generator=self.generators(lq.shape[0], keys), clip_x0=bool(self.opts.clip_x0))
 
 
 _OURS_OPTIONS = ("options steps, sampler (posterior|sde|ode), seed, clip_x0 (0|1), amp (none|bf16|fp16), "

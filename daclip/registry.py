@@ -59,7 +59,7 @@ class MethodSpec:
 _REGISTRY: dict[str, MethodSpec] = {}
 # The library's provider modules, lightest first.
 PROVIDERS: tuple[str, ...] = ("daclip.classical", "daclip.methods")
-_loaded = False
+_loaded: set[str] = set()
 
 
 def register_method(name: str, *, display_name: str, description: str, needs_weights: bool = False):
@@ -72,13 +72,15 @@ def register_method(name: str, *, display_name: str, description: str, needs_wei
     return deco
 
 
-def _load_providers() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
+def _load_providers(*names: str) -> None:
+    """Import the provider modules, lightest first; with ``names``, stop as soon as all of
+    them are registered (a run of weight-free methods never imports torch)."""
     for mod in PROVIDERS:
-        importlib.import_module(mod)
+        if names and all(n in _REGISTRY for n in names):
+            return
+        if mod not in _loaded:
+            _loaded.add(mod)
+            importlib.import_module(mod)
 
 
 def method_specs() -> Mapping[str, MethodSpec]:
@@ -88,34 +90,40 @@ def method_specs() -> Mapping[str, MethodSpec]:
     return {s.name: s for s in sorted(_REGISTRY.values(), key=lambda s: s.needs_weights)}
 
 
+def method_spec(name: str) -> MethodSpec:
+    """One method's spec (loads only the providers needed to find it)."""
+    _load_providers(name)
+    if name not in _REGISTRY:
+        raise UserError(f"unknown method {name!r}; known methods: {', '.join(method_specs())}")
+    return _REGISTRY[name]
+
+
 def default_methods() -> list[str]:
     """Methods that run with no downloaded weights (the offline main job)."""
     return [n for n, s in method_specs().items() if not s.needs_weights]
 
 
 def parse_methods(text: str | None) -> list[str]:
-    specs = method_specs()
     if text is None or text.strip() in ("", "default"):
         return default_methods()
     if text.strip() == "all":
-        return list(specs)
+        return list(method_specs())
     names = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in names if m not in specs]
+    _load_providers(*names)
+    unknown = [m for m in names if m not in _REGISTRY]
     if unknown:
         raise UserError(
-            f"unknown method {', '.join(map(repr, unknown))}; known methods: {', '.join(specs)}"
+            f"unknown method {', '.join(map(repr, unknown))}; known methods: {', '.join(method_specs())}"
         )
     return list(dict.fromkeys(names))
 
 
 def create_method(name: str, **options) -> Method:
-    specs = method_specs()
-    if name not in specs:
-        raise UserError(f"unknown method {name!r}; known methods: {', '.join(specs)}")
+    spec = method_spec(name)
     try:
-        method = specs[name].factory(**options)
+        method = spec.factory(**options)
     except TypeError as exc:  # options a weight-free method does not take
         raise UserError(f"method {name!r} does not accept {', '.join(sorted(options))} ({exc})") from None
     method.name = name
-    method.display_name = method.display_name or specs[name].display_name
+    method.display_name = method.display_name or spec.display_name
     return method

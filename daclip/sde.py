@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,9 @@ from tqdm import tqdm
 
 #: noise_fn(x_t, model_time) -> predicted noise, model_time a float (already rescaled).
 NoiseFn = Callable[[torch.Tensor, float], torch.Tensor]
+#: One generator for the whole batch, or one per image (then image i's noise is exactly what
+#: it would be sampled alone with generator i, whatever else is in the batch).
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 SAMPLERS = ("posterior", "sde", "ode")
 
@@ -171,7 +174,7 @@ class IRSDE:
         return F.l1_loss(self.reverse_sde_mean(xt, mu, score, t), self.optimum_step(xt, x0, mu, t))
 
     # -- sampling ---------------------------------------------------------------------
-    def initial_state(self, lq: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def initial_state(self, lq: torch.Tensor, generator: Generators = None) -> torch.Tensor:
         """x_T = LQ + N(0, max_sigma^2)."""
         return lq + self.max_sigma * _randn(lq, generator)
 
@@ -181,7 +184,7 @@ class IRSDE:
         lq: torch.Tensor,
         *,
         sampler: str = "posterior",
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         x_T: torch.Tensor | None = None,
         progress: bool = False,
         clip_x0: bool = False,
@@ -212,11 +215,24 @@ class IRSDE:
         return x
 
 
-def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+def _randn(like: torch.Tensor, generator: Generators) -> torch.Tensor:
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    if len(generator) != like.shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {like.shape[0]}")
+    one = (1, *like.shape[1:])
+    return torch.cat([torch.randn(one, generator=g, device=like.device, dtype=like.dtype) for g in generator])
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(int(seed))
     return g
+
+
+def image_seed(seed: int, key: str) -> int:
+    """A seed for one image from the run's seed and the image's id (63 bits, stable across
+    runs, machines and batch compositions)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{int(seed)}:{key}".encode()).digest()[:8], "little") >> 1
