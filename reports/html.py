@@ -7,7 +7,6 @@ shows as text.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from urllib.parse import quote
@@ -247,7 +246,9 @@ def render_report(run_dir: str | Path, summary: dict | None = None) -> Path:
     """Write <run_dir>/report/index.html from the run's summary; returns the page's path."""
     run_dir = Path(run_dir)
     if summary is None:
-        summary = json.loads((run_dir / "summary.json").read_text())
+        from benchmark.summary import read_summary  # inf/NaN come back as floats
+
+        summary = read_summary(run_dir / "summary.json")
     report = run_dir / "report"
     assets = report / "assets"
     tables = []

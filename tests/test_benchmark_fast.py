@@ -332,6 +332,11 @@ def test_perfect_restoration_inf_survives_json_and_reruns(tmp_path, capsys):
     v = pd.read_parquet(tmp_path / "run" / "per_image.parquet")
     assert np.isinf(v[(v["id"] == "val/noisy/same") & (v["metric"] == "psnr")]["value"]).all()
     assert "∞" in (tmp_path / "run" / "report" / "index.html").read_text()
+    from reports.html import render_report
+
+    (tmp_path / "run" / "report" / "index.html").unlink()
+    page = render_report(tmp_path / "run")  # from summary.json on disk: "inf" is a float again
+    assert "∞" in page.read_text()
 
 
 def test_images_too_small_for_a_metric_are_skipped_with_the_reason(tmp_path, capsys):
@@ -352,6 +357,8 @@ def test_images_too_small_for_a_metric_are_skipped_with_the_reason(tmp_path, cap
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert s["skipped_images"]["ssim"]["count"] == 3 and s["skipped_images"]["psnr"]["count"] == 2
     assert s["tables"]["ssim"]["identity"]["noisy"] == pytest.approx(v.loc[("val/noisy/s24", "ssim"), "value"])
+    page = (tmp_path / "run" / "report" / "index.html").read_text()
+    assert "<b>ssim</b>: 3 image(s) not scored (image 1x1 is too small" in page and "val/noisy/s8" in page
     assert bench_main(args) == 0  # and the re-run is a no-op, not a crash
 
 
