@@ -262,6 +262,10 @@ def test_amp_bf16_is_recorded_and_close_to_fp32(mixed_set, tiny_weights, tmp_pat
     assert bench_main([*args, "--out", str(tmp_path / "run"), "--amp", "bf16"]) == 0
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert s["run"]["amp"] == "bf16"
+    nafnet = next(m for m in s["methods"] if m["name"] == "nafnet")
+    assert nafnet["settings"]["amp"] == "bf16"
+    page = (tmp_path / "run" / "report" / "index.html").read_text()
+    assert "amp <code>bf16</code>" in page and "batch size <code>1</code>" in page  # shown in the Run section
     o = pd.read_parquet(tmp_path / "run" / "outputs.parquet")
     naf = o[o["method"] == "nafnet"]
     assert naf["weights_id"].nunique() == 2  # the bf16 outputs have their own cache key
