@@ -179,14 +179,21 @@ def resolve_weights(
         raise WeightsUnavailable(f"weights for {name!r} are not in the cache and downloads are off (offline); {how}")
     from builders.download import DownloadConfig, fetch
     from builders.errors import UserError
+    from builders.lock import FolderLock
     from builders.sources.base import Candidate, NeededFile
 
     # One downloader for datasets and weights: resume, retries, sha256 check, progress bar.
     source = Candidate("hf-model", f"{entry.hf_repo}:{entry.filename}") if entry.hf_repo else Candidate("url", entry.url)
     try:
-        # No hint from the downloader: ``how`` below says how to supply the file by hand.
-        fetch(NeededFile(entry.filename, (source,), sha256=entry.sha256, size=entry.size),
-              DownloadConfig(cache_dir=path.parent, manual_hint=""))
+        # One writer of the cache at a time; a second process that needs the same file waits
+        # for the first one's download instead of writing the same .part beside it.
+        with FolderLock(root, "weights folder", wait=None):
+            if path.is_file():  # another process fetched it while this one waited
+                _verify(path, entry)
+                return path
+            # No hint from the downloader: ``how`` below says how to supply the file by hand.
+            fetch(NeededFile(entry.filename, (source,), sha256=entry.sha256, size=entry.size),
+                  DownloadConfig(cache_dir=path.parent, manual_hint=""))
     except UserError as exc:
         raise WeightsUnavailable(f"cannot download weights for {name!r} ({exc}); {how}") from None
     return path
