@@ -28,6 +28,7 @@ from torch import nn
 
 from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_text
+from builders.lock import FolderLock
 from builders.tasks import DEGRADATIONS
 
 from .checkpoint import load_state_dict_strict, save_daclip
@@ -281,8 +282,11 @@ def _write_metrics(out: Path, history: list[dict]) -> None:
 def main(argv=None) -> int:
     cfg = parse_config(argv)
     info = init_distributed()
+    # The writing rank holds the output folder's lock: a second training into it stops with one
+    # line instead of overwriting its checkpoints.
     try:
-        return _train(cfg, info)
+        with FolderLock(cfg.out, "training output folder") if info.is_main else contextlib.nullcontext():
+            return _train(cfg, info)
     finally:
         cleanup()
 

@@ -18,6 +18,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_text, read_image
+from builders.lock import FolderLock
 from builders.tasks import parse_tasks
 
 from . import dist as dist_utils
@@ -352,7 +354,18 @@ def write_ema(out: Path, name: str, ema_model: nn.Module, cfg: TrainConfig, step
 
 
 def train(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> dict:
-    """Run training (``resume``: from OUT/last.pt); returns the last validation summary."""
+    """Run training (``resume``: from OUT/last.pt); returns the last validation summary.
+
+    The writing rank (rank 0, the only one that writes OUT) holds OUT's writer lock, so a second
+    training into the same folder stops with one line instead of overwriting its checkpoints.
+    """
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train(cfg, progress, resume)
+    with FolderLock(cfg.out, "training output folder"):
+        return _train(cfg, progress, resume)
+
+
+def _train(cfg: TrainConfig, progress: bool, resume: bool) -> dict:
     from tqdm import tqdm
 
     from .networks import build_network
