@@ -70,14 +70,15 @@ _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _DIRECT_MODES = ("RGB", "L", "1", "RGBX", "YCbCr")
 
 
-def _to_rgb(im: Image.Image, path: Path) -> np.ndarray:
+def _to_rgb(im: Image.Image, path: Path, alpha: str = "refuse") -> np.ndarray:
     """HxWx3 uint8 RGB of an opened image, whatever its mode; UserError naming a mode we refuse.
 
     - 8-bit modes (RGB, L, 1, P, YCbCr, RGBX) convert as Pillow does (what cv2.imread gives).
     - 16-bit images keep their high byte (x >> 8: 0 -> 0, 65535 -> 255, as Pillow decodes
       16-bit colour PNGs); Pillow's own convert("RGB") would clip them to white.
-    - An alpha channel is dropped when it is fully opaque; real transparency is refused: which
-      background the pixels are meant to lie on is not ours to guess.
+    - An alpha channel is dropped when it is fully opaque; real transparency is refused (which
+      background the pixels are meant to lie on is not ours to guess), unless ``alpha="drop"``
+      (a user's own photo, restored as its colour channels show it).
     - CMYK goes through its embedded ICC profile to sRGB when it has one, else Pillow's formula.
     - 32-bit integer and float images (and LAB, HSV) have no agreed 0..255 range: refused.
     """
@@ -108,18 +109,28 @@ def _to_rgb(im: Image.Image, path: Path) -> np.ndarray:
         raise UserError(f"cannot read image {path}: pixel mode {mode} ({kind}) has no agreed 0..255 range; "
                         "convert it to an 8- or 16-bit RGB or grey PNG first")
     rgba = np.asarray(im.convert("RGBA"))
-    if (rgba[..., 3] != 255).any():
+    if alpha != "drop" and (rgba[..., 3] != 255).any():
         raise UserError(f"cannot read image {path}: it has transparent pixels (mode {mode}); "
                         "flatten it onto a background first")
     return np.ascontiguousarray(rgba[..., :3])
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read any image Pillow can decode as an HxWx3 uint8 RGB array (see :func:`_to_rgb` for the modes)."""
+def read_image(path: str | os.PathLike, *, upright: bool = False, alpha: str = "refuse") -> np.ndarray:
+    """Read any image Pillow can decode as an HxWx3 uint8 RGB array (see :func:`_to_rgb` for the modes).
+
+    ``upright``: turn it by its EXIF orientation first, as photo viewers show it (dataset files
+    are read as stored). ``alpha``: "refuse" real transparency, or "drop" the alpha channel.
+    """
+    if alpha not in ("refuse", "drop"):
+        raise ValueError(f"alpha must be 'refuse' or 'drop', got {alpha!r}")
     path = Path(path)
     try:
         with Image.open(path) as im:
-            return _to_rgb(im, path)
+            if upright:
+                from PIL import ImageOps
+
+                im = ImageOps.exif_transpose(im)
+            return _to_rgb(im, path, alpha)
     except FileNotFoundError:
         raise UserError(f"image not found: {path}") from None
     except IsADirectoryError:

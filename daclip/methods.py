@@ -49,7 +49,6 @@ from .inference import (
     resolve_daclip_amp,
     tiled_apply,
     to_tensor,
-    to_uint8,
 )
 from .registry import Method, MethodUnavailable, register_method
 from .sde import SAMPLERS, IRSDE, SDEConfig, image_seed, make_generator

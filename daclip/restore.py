@@ -50,6 +50,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import numpy as np
 
 from builders.errors import UserError, cli_entry
+from builders.io import read_image
 from builders.tasks import DEGRADATIONS
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -73,24 +74,10 @@ class Restored(NamedTuple):
 # -- reading inputs ---------------------------------------------------------------------------
 
 def read_input(path: str | os.PathLike) -> np.ndarray:
-    """An image file as HxWx3 uint8 RGB, turned upright by its EXIF orientation (as viewers show
-    it); 16-bit greyscale is scaled to 8 bits instead of clipped; alpha is dropped."""
-    from PIL import Image, ImageOps
-
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                hi = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-                grey = np.clip(np.round(arr * (255.0 / hi)), 0, 255).astype(np.uint8)
-                return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
-            return np.ascontiguousarray(np.asarray(im.convert("RGB")))
-    except FileNotFoundError:
-        raise UserError(f"image not found: {path}") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise UserError(f"cannot read image {path}: {exc}") from None
+    """A user's image file as HxWx3 uint8 RGB, turned upright by its EXIF orientation (as viewers
+    show it); other modes convert as the dataset reader does (16-bit keeps its high byte); an
+    alpha channel is dropped."""
+    return read_image(path, upright=True, alpha="drop")
 
 
 def as_image(image: Any) -> tuple[np.ndarray, str]:

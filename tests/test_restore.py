@@ -176,7 +176,10 @@ def test_read_input_exif_and_16_bit(tmp_path):
     Image.fromarray(grey).save(tmp_path / "g16.png")
     got = read_input(tmp_path / "g16.png")
     assert got.shape == (8, 8, 3)
-    assert np.array_equal(got[..., 0], np.round(grey * 255.0 / 65535).astype(np.uint8))
+    assert np.array_equal(got[..., 0], (grey >> 8).astype(np.uint8))  # the high byte, as cv2 and the dataset reader
+    rgba = np.dstack([photo(8, 8, 1), np.full((8, 8), 7, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    assert np.array_equal(read_input(tmp_path / "alpha.png"), rgba[..., :3])  # a user's photo: alpha dropped
 
 
 @pytest.mark.parametrize("args,message", [
