@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +54,38 @@ def tiny_daclip(tmp_path_factory):
     path = tmp_path_factory.mktemp("daclip") / "daclip_tiny.pt"
     save_daclip(create_daclip(model_cfg=load_model_cfg("tiny")), path)
     return path
+
+
+_HOLD_LOCK = """
+import shutil, sys, time
+from pathlib import Path
+from builders.lock import FolderLock
+with FolderLock(sys.argv[1], sys.argv[2]):
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[3]))
+    if len(sys.argv) > 5:  # what the holder leaves behind when it is done (a finished download)
+        Path(sys.argv[5]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sys.argv[4], sys.argv[5])
+"""
+
+
+@pytest.fixture
+def lock_holder():
+    """``lock_holder(folder, what, seconds=60, copy=(src, dst))``: another process holding the
+    folder's writer lock (it has taken it when this returns its Popen); killed after the test."""
+    procs: list[subprocess.Popen] = []
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def start(folder, what: str = "folder", seconds: float = 60.0, copy=None) -> subprocess.Popen:
+        args = [sys.executable, "-c", _HOLD_LOCK, str(folder), what, str(seconds), *map(str, copy or ())]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "locked"
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()

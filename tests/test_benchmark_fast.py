@@ -278,23 +278,17 @@ def test_amp_bf16_is_recorded_and_close_to_fp32(mixed_set, tiny_weights, tmp_pat
 # ---------------------------------------------------------------- issue 12 probes
 
 
-def test_second_writer_of_a_run_folder_is_refused(mixed_set, tmp_path, capsys):
+def test_second_writer_of_a_run_folder_is_refused(mixed_set, tmp_path, capsys, lock_holder):
     """Probe 3: two runs on one --out used to both exit 0 with the first one's rows lost."""
     out = tmp_path / "results"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from builders.lock import FolderLock\n"
-         f"with FolderLock({str(out)!r}, 'run folder'):\n    print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        args = ["--dataset", str(mixed_set), "--methods", "identity", "--metrics", "psnr", "--quiet", "--out", str(out)]
-        assert bench_main(args) == 2
-        err = capsys.readouterr().err
-        assert f"error: run folder {out} is in use by pid {holder.pid} on " in err
-        assert not (out / "per_image.parquet").exists()
-    finally:
-        holder.kill()
-        holder.wait()
+    holder = lock_holder(out, "run folder")
+    args = ["--dataset", str(mixed_set), "--methods", "identity", "--metrics", "psnr", "--quiet", "--out", str(out)]
+    assert bench_main(args) == 2
+    err = capsys.readouterr().err
+    assert f"error: run folder {out} is in use by pid {holder.pid} on " in err
+    assert not (out / "per_image.parquet").exists()
+    holder.kill()
+    holder.wait()
     # Sequential runs with different methods on one folder keep both methods' rows.
     assert bench_main(args) == 0
     assert bench_main([*args[:3], "classical", *args[4:]]) == 0

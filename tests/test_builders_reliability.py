@@ -64,24 +64,11 @@ def small_ds(small_ds_built, tmp_path) -> Path:
     return Path(shutil.copytree(small_ds_built, tmp_path / "own" / "ds", ignore=shutil.ignore_patterns(".daclip.lock")))
 
 
-HOLD = """
-import sys, time
-from builders.lock import FolderLock
-with FolderLock(sys.argv[1], "dataset root"):
-    print("locked", flush=True)
-    time.sleep(60)
-"""
-
-
 @pytest.fixture
-def held_root(tmp_path):
+def held_root(tmp_path, lock_holder):
     """A dataset root whose writer lock another process holds (a build in progress)."""
     root = tmp_path / "busy"
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(root)], stdout=subprocess.PIPE, text=True, env=ENV)
-    assert p.stdout.readline().strip() == "locked"
-    yield root, p.pid
-    p.kill()
-    p.wait()
+    return root, lock_holder(root, "dataset root").pid
 
 
 # ------------------------------------------------------------------ 1. --export-hf never deletes

@@ -205,41 +205,22 @@ def test_train_clip_with_a_hostile_file(tmp_path, mini_root, capsys, flag):
     assert not marker.exists()
 
 
-HOLD_LOCK = """
-import sys, time
-from builders.lock import FolderLock
-with FolderLock(sys.argv[1], "training output folder"):
-    print("locked", flush=True)
-    time.sleep(60)
-"""
-
-
 @pytest.mark.parametrize("trainer", ["train_ir", "train_clip"])
-def test_a_second_training_into_one_folder_stops_naming_the_first(tmp_path, train_set, mini_root, capsys, trainer):
+def test_a_second_training_into_one_folder_stops_naming_the_first(tmp_path, train_set, mini_root, capsys, trainer,
+                                                                 lock_holder):
     """Two trainings into one --out would overwrite each other's checkpoints: the second is refused."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        if trainer == "train_ir":
-            from daclip.train_ir import main
+    holder = lock_holder(out, "training output folder")
+    if trainer == "train_ir":
+        from daclip.train_ir import main
 
-            args = ["--root", str(train_set), "--out", str(out), *TRAIN_IR[:-1]]
-        else:
-            from daclip.train_clip import main
+        args = ["--root", str(train_set), "--out", str(out), *TRAIN_IR[:-1]]
+    else:
+        from daclip.train_clip import main
 
-            args = ["--root", str(mini_root), "--model-cfg", "tiny", "--captions", "none", "--out", str(out),
-                    "--epochs", "1", "--pretrained", "none"]
-        assert main(args) == 2
-    finally:
-        holder.kill()
-        holder.wait()
+        args = ["--root", str(mini_root), "--model-cfg", "tiny", "--captions", "none", "--out", str(out),
+                "--epochs", "1", "--pretrained", "none"]
+    assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: training output folder {out} is in use by pid {holder.pid}")
     assert sorted(p.name for p in out.iterdir()) == [".daclip.lock"]  # nothing of the refused run was written

@@ -2,49 +2,25 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from builders.errors import UserError
 from builders.lock import LOCK_NAME, FolderBusy, FolderLock, holds_lock, read_holder
 
-HOLD = """
-import sys, time
-from builders.lock import FolderLock
-with FolderLock(sys.argv[1], "dataset root"):
-    print("locked", flush=True)
-    time.sleep(float(sys.argv[2]))
-"""
+def test_second_writer_is_refused_with_the_holder_named(tmp_path, lock_holder):
+    p = lock_holder(tmp_path, "dataset root", 30)
+    with pytest.raises(FolderBusy) as err:
+        with FolderLock(tmp_path, "dataset root"):
+            pass
+    msg = str(err.value)
+    assert f"pid {p.pid}" in msg and "dataset root" in msg and "-c" in msg
+    assert read_holder(tmp_path)["pid"] == p.pid
 
 
-def _holder(folder: Path, seconds: float) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), str(seconds)], stdout=subprocess.PIPE, text=True,
-                         env=env)
-    assert p.stdout.readline().strip() == "locked"
-    return p
-
-
-def test_second_writer_is_refused_with_the_holder_named(tmp_path):
-    p = _holder(tmp_path, 30)
-    try:
-        with pytest.raises(FolderBusy) as err:
-            with FolderLock(tmp_path, "dataset root"):
-                pass
-        msg = str(err.value)
-        assert f"pid {p.pid}" in msg and "dataset root" in msg and "-c" in msg
-        assert read_holder(tmp_path)["pid"] == p.pid
-    finally:
-        p.kill()
-        p.wait()
-
-
-def test_a_killed_holder_leaves_no_blocking_lock(tmp_path):
-    p = _holder(tmp_path, 30)
+def test_a_killed_holder_leaves_no_blocking_lock(tmp_path, lock_holder):
+    p = lock_holder(tmp_path, "dataset root", 30)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     assert read_holder(tmp_path)["pid"] == p.pid  # the record is stale ...
@@ -53,8 +29,8 @@ def test_a_killed_holder_leaves_no_blocking_lock(tmp_path):
     assert read_holder(tmp_path) == {}
 
 
-def test_waiting_writer_gets_the_lock_when_the_holder_ends(tmp_path, capsys):
-    p = _holder(tmp_path, 1.0)
+def test_waiting_writer_gets_the_lock_when_the_holder_ends(tmp_path, capsys, lock_holder):
+    p = lock_holder(tmp_path, "dataset root", 1.0)
     t0 = time.monotonic()
     with FolderLock(tmp_path, "run folder", wait=None):
         waited = time.monotonic() - t0

@@ -3,7 +3,6 @@
 import hashlib
 import http.server
 import json
-import os
 import threading
 from functools import partial
 from pathlib import Path
@@ -238,25 +237,10 @@ def test_weights_download_and_cache(tmp_path, http_server, monkeypatch):
     assert not any(p.name.endswith(".part") for p in cache.rglob("*"))
 
 
-HOLD_WEIGHTS_LOCK = """
-import sys, time
-from pathlib import Path
-from builders.lock import FolderLock
-with FolderLock(sys.argv[1], "weights folder"):
-    print("locked", flush=True)
-    time.sleep(1.0)
-    target = Path(sys.argv[2])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(Path(sys.argv[3]).read_bytes())  # what a finished download leaves
-"""
-
-
-def test_weights_download_waits_for_another_writer_of_the_cache(tmp_path, http_server, monkeypatch, capsys):
+def test_weights_download_waits_for_another_writer_of_the_cache(tmp_path, http_server, monkeypatch, capsys,
+                                                                lock_holder):
     """Two processes needing one released file: the second waits for the first's download and
     uses its file; it never writes the same .part beside it."""
-    import subprocess
-    import sys
-
     from daclip.weights import cached_path
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -268,14 +252,9 @@ def test_weights_download_waits_for_another_writer_of_the_cache(tmp_path, http_s
     table = {"ours": WeightsEntry("ours", "universal-ir.pth", url=f"{base}/universal-ir.pth", sha256=digest)}
     cache = tmp_path / "cache"
     target = cached_path(table["ours"], cache)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_WEIGHTS_LOCK, str(cache), str(target), str(tmp_path / "w.pth")],
-                              stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        assert resolve_weights("ours", root=cache, table=table) == target
-    finally:
-        holder.wait(timeout=30)
+    holder = lock_holder(cache, "weights folder", 1.0, copy=(tmp_path / "w.pth", target))
+    assert resolve_weights("ours", root=cache, table=table) == target
+    holder.wait(timeout=30)
     assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
     assert f"in use by pid {holder.pid}" in capsys.readouterr().err
     assert not any(p.name.endswith(".part") for p in cache.rglob("*"))
