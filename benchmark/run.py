@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--workers must be >= 1 (or 0: one per core), got {args.workers}")
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file, not a folder")
-    from .runner import check_device
+    from daclip.device import check_device
 
     device = check_device(args.device)
     batch_size = args.batch_size or (8 if device.startswith("cuda") else 1)

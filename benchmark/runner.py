@@ -40,6 +40,8 @@ from builders.lock import FolderLock
 from builders.manifest import read_manifest
 from builders.tasks import DEGRADATIONS
 
+from daclip.device import check_device
+
 from .methods import Method, MethodUnavailable, create_method, method_spec
 from .metrics import Metric, MetricUnavailable, get_metric, images_to_batch
 from .store import ResultStore, merge_rank_files
@@ -84,29 +86,6 @@ class RunResult:
 
 
 # ---------------------------------------------------------------- set-up
-
-
-def check_device(text: str) -> str:
-    """The device string if torch can use it here, else a UserError (checked before any work)."""
-    text = (text or "").strip()
-    if text in ("cpu", "cpu:0"):
-        return text  # no torch import for a CPU run
-    import torch
-
-    try:
-        dev = torch.device(text)
-    except (RuntimeError, ValueError) as exc:
-        raise UserError(f"--device {text!r} is not a torch device ({exc}); use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {text}: CUDA is not available here; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UserError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError(f"--device {text}: MPS is not available here; use --device cpu")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise UserError(f"--device {text}: unsupported device type {dev.type!r}; use cpu, cuda or cuda:N")
-    return text
 
 
 def select_items(cfg: RunConfig) -> pd.DataFrame:

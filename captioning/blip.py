@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from builders.errors import UserError
+from daclip.device import check_device
 
 DEFAULT_MODEL = "Salesforce/blip-image-captioning-large"
 MAX_NEW_TOKENS = 32
@@ -27,14 +28,6 @@ class CaptionerConfig:
     device: str | None = None  # None: this rank's GPU when there is one, else CPU
     dtype: str = "auto"  # auto: fp16 on GPU (as the paper), fp32 on CPU
     max_new_tokens: int = MAX_NEW_TOKENS
-
-
-def check_device(device: torch.device) -> torch.device:
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available here (use --device cpu)")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) visible")
-    return device
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -119,7 +112,7 @@ class Captioner:
 
         self.cfg = cfg
         try:
-            self.device = check_device(device if device is not None else default_device(cfg.device))
+            self.device = torch.device(check_device(str(device if device is not None else default_device(cfg.device))))
         except RuntimeError as exc:  # torch.device("nonsense")
             raise UserError(f"--device {cfg.device}: {exc}") from None
         self.dtype = resolve_dtype(cfg.dtype, self.device)

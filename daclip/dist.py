@@ -65,7 +65,9 @@ def cleanup() -> None:
 def default_device(requested: str | None = None, info: DistInfo | None = None) -> torch.device:
     """The device a command should use: the requested one, else this rank's GPU, else CPU."""
     if requested:
-        return torch.device(requested)
+        from .device import check_device
+
+        return torch.device(check_device(requested))
     if torch.cuda.is_available():
         return torch.device("cuda", info.local_rank if info else 0)
     return torch.device("cpu")

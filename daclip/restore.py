@@ -53,6 +53,8 @@ from builders.errors import UserError, cli_entry
 from builders.io import read_image
 from builders.tasks import DEGRADATIONS
 
+from .device import check_device
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 RECORD_JSON = "restore.json"
 RECORD_CSV = "restore.csv"
@@ -211,7 +213,7 @@ class Restorer:
         if task is not None and task not in DEGRADATIONS:
             raise UserError(f"unknown degradation type {task!r}; choose from: {', '.join(DEGRADATIONS)}")
         self.task = task
-        self.device = device or default_device()
+        self.device = check_device(device) if device else default_device()
         options = dict(options or {})
         if isinstance(method, Method):
             self.method = method

@@ -228,7 +228,7 @@ def test_bad_root_and_options(tmp_path, capsys):
     assert "--batch-size" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("device, message", [("gpu0", "--device gpu0"), ("cuda:99", "--device cuda:99")])
+@pytest.mark.parametrize("device, message", [("gpu0", "--device 'gpu0' is not a torch device"), ("cuda:99", "--device cuda:99")])
 def test_bad_device_is_a_user_error(device, message, tiny_blip):
     from builders.errors import UserError
 

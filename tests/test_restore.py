@@ -195,6 +195,8 @@ def test_read_input_exif_and_16_bit(tmp_path):
     (["{d}/ok.png", "--method", "classical", "--task", "noisy", "--option", "tile"], "KEY=VALUE"),
     (["{d}/ok.png", "--method", "classical", "--task", "noisy", "--out", "{d}"], "would overwrite"),
     (["{d}/ok.png", "--method", "classical", "--task", "noisy", "--out", "{d}/ok.png"], "is a file"),
+    (["{d}/ok.png", "--method", "classical", "--task", "noisy", "--device", "bogus"], "--device 'bogus' is not a torch device"),
+    (["{d}/ok.png", "--method", "classical", "--task", "noisy", "--device", "cuda:7"], "--device cuda:7"),
 ])
 def test_bad_inputs_give_one_error_line(tmp_path, args, message, capsys):
     d = tmp_path
