@@ -347,17 +347,12 @@ def _hf_folder_download(c: Candidate, dest: Path, cfg: DownloadConfig, label: st
 
 
 def _hub_reachable(label: str) -> None:
-    import socket
-    from urllib.parse import urlparse
+    from .hub import hub_unreachable
 
-    from huggingface_hub import constants
-
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:
-        # Checked first because the hub client would spend a minute on its own retries.
-        raise DownloadError(f"{label}: cannot resolve {host} (offline?)") from None
+    # Checked first because the hub client would spend a minute on its own retries.
+    reason = hub_unreachable()
+    if reason:
+        raise DownloadError(f"{label}: {reason}")
 
 
 # ------------------------------------------------------------------------------------------ main

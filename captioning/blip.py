@@ -63,7 +63,7 @@ def _from_pretrained(cls, ref: str, **kw):
     except OSError:
         if _offline():
             raise
-    from daclip.hub import hub_unreachable
+    from builders.hub import hub_unreachable
 
     # Ask once, in a second or two, instead of letting the hub client retry for a minute.
     reason = hub_unreachable()

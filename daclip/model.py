@@ -347,7 +347,7 @@ def _pretrained_file(model_name: str, tag: str, tag_cfg: dict) -> str:
     for a minute and repeat the same failure)."""
     from open_clip.pretrained import download_pretrained
 
-    from .hub import hub_unreachable
+    from builders.hub import hub_unreachable
 
     cached = _cached_pretrained(model_name, tag)
     if cached:

@@ -89,3 +89,19 @@ def lock_holder():
             proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+@pytest.fixture
+def reachable_hub(monkeypatch):
+    """A hub endpoint that answers a TCP connect (a loopback listener; the hub client itself is
+    mocked by the test), with HF_HUB_OFFLINE unset, so the downloader's reachability check passes."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    yield
+    listener.close()

@@ -355,7 +355,7 @@ def test_drive_form_parser_reads_hidden_fields():
     assert drive_confirm_target("<p>Quota exceeded</p>", "https://x/") is None
 
 
-def test_hugging_face_candidate_uses_hf_hub_download(tmp_path, monkeypatch):
+def test_hugging_face_candidate_uses_hf_hub_download(tmp_path, monkeypatch, reachable_hub):
     import huggingface_hub
 
     data, calls = tar_bytes({"CBSD68/0/0000.png": b"x"}, gz=True), []
@@ -367,13 +367,14 @@ def test_hugging_face_candidate_uses_hf_hub_download(tmp_path, monkeypatch):
         return str(src)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hf_hub_download)
-    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1")  # resolvable offline
     f = NeededFile("CBSD68.tar.gz", (Candidate("hf", "deepinv/CBSD68:CBSD68.tar.gz"),), sha256=sha256(data))
     assert fetch(f, _cfg(tmp_path)).path.read_bytes() == data
     assert calls == [("deepinv/CBSD68", "CBSD68.tar.gz", "dataset")]
 
 
 def test_hugging_face_offline_error_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the endpoint itself does not resolve
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "https://no-such-hub.invalid")
     f = NeededFile("nothing.zip", (Candidate("hf", "nobody/nothing:nothing.zip"),))
     with pytest.raises(UserError, match=r"could not obtain nothing\.zip: \[hf nobody/nothing:nothing\.zip\] "

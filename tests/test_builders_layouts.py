@@ -95,7 +95,7 @@ def test_password_protected_live1_zip_names_the_dncnn_alternative(tmp_path, caps
     assert "raw.githubusercontent.com/cszn/DnCNN/e93b27812d3ff523a3a79d19e5e50d233d7a8d0a/testsets/LIVE1/<name>.bmp" in err
 
 
-def test_hub_folder_download_for_reside6k(tmp_path, monkeypatch):
+def test_hub_folder_download_for_reside6k(tmp_path, monkeypatch, reachable_hub):
     """RESIDE-6K's hub copy is an image-folder repo: fetched with snapshot_download(allow_patterns)."""
     import huggingface_hub
 
@@ -121,7 +121,6 @@ def test_hub_folder_download_for_reside6k(tmp_path, monkeypatch):
         return local_dir
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1")  # resolvable offline
     root = tmp_path / "root"
     args = ["--only", "hazy", "--root", str(root), "--quiet"]
     assert main(args) == 0
@@ -132,7 +131,7 @@ def test_hub_folder_download_for_reside6k(tmp_path, monkeypatch):
     assert main(args) == 0 and len(calls) == 1  # the validated folder is reused
 
 
-def test_folder_of_archives_from_the_hub_is_extracted(tmp_path, monkeypatch):
+def test_folder_of_archives_from_the_hub_is_extracted(tmp_path, monkeypatch, reachable_hub):
     """RainDrop's hub copy has an unconfirmed layout; a repo holding zips (no images) is unpacked."""
     import huggingface_hub
 
@@ -146,7 +145,6 @@ def test_folder_of_archives_from_the_hub_is_extracted(tmp_path, monkeypatch):
         return local_dir
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1")
     root = tmp_path / "root"
     assert main(["--only", "raindrop", "--root", str(root), "--quiet"]) == 0
     check_pairs(root, type(fx)(expected={k: v for k, v in fx.expected.items() if k[0] == "raindrop"}))

@@ -3,7 +3,7 @@ spend a minute in retries (and print the same failure five times) on a machine w
 
 Commands that load a hub model (captioning's BLIP, train_clip's pretrained CLIP) first look in
 the local cache; only when the files are missing do they ask this, and they fail with one line
-when the answer is no.
+when the answer is no. The downloader asks it before every hub file or folder it fetches.
 """
 
 from __future__ import annotations
@@ -26,15 +26,18 @@ def hub_endpoint() -> str:
         return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
 
 
-def hub_offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+def hub_offline() -> str | None:
+    """The offline variable that is set (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE), or None."""
+    return next((v for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+                 if os.environ.get(v, "").strip().lower() in _TRUE), None)
 
 
 def hub_unreachable(timeout: float = 2.0) -> str | None:
     """None when a TCP connection to the hub (or to the proxy that would carry it) opens within
     ``timeout`` seconds; otherwise why not, in a few words."""
-    if hub_offline():
-        return "HF_HUB_OFFLINE is set"
+    offline = hub_offline()
+    if offline:
+        return f"{offline} is set"
     url = hub_endpoint()
     parsed = urlparse(url)
     host = parsed.hostname or "huggingface.co"
