@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from builders.errors import UserError
+from builders.hub import hub_offline, hub_unreachable
 from daclip.device import check_device
 
 DEFAULT_MODEL = "Salesforce/blip-image-captioning-large"
@@ -38,11 +39,6 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or \
-        os.environ.get("TRANSFORMERS_OFFLINE", "0").lower() in ("1", "true", "yes")
-
-
 def _how_to_get(model: str) -> str:
     return (
         f"BLIP weights {model!r} are not in a local folder or the Hugging Face cache and cannot be "
@@ -61,9 +57,8 @@ def _from_pretrained(cls, ref: str, **kw):
     try:
         return cls.from_pretrained(ref, local_files_only=True, **kw)
     except OSError:
-        if _offline():
+        if hub_offline():
             raise
-    from builders.hub import hub_unreachable
 
     # Ask once, in a second or two, instead of letting the hub client retry for a minute.
     reason = hub_unreachable()
