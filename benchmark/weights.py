@@ -145,21 +145,14 @@ def file_digest(key: str, wdir: Path) -> str:
 
 def load_state_dict(key: str, wdir: Path) -> dict:
     """The verified state dict of weights ``key``, read by the restricted loader (never run)."""
-    import torch
-
-    from daclip.safe_load import load_checkpoint
+    from daclip.safe_load import extract_state_dict, load_checkpoint
 
     w = WEIGHTS[key]
     path = verify_file(w, wdir)
     try:
-        obj = load_checkpoint(path, what="weights file")
+        return extract_state_dict(load_checkpoint(path, what="weights file"), source=str(path))
     except UserError as exc:
         raise WeightsProblem(str(exc)) from None
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
-        raise WeightsProblem(f"{path}: holds no state_dict of tensors")
-    return {str(k).removeprefix("module."): v for k, v in obj.items()}
 
 
 def fetch(keys: list[str], wdir: Path, *, mirror: str | None = None, progress: bool = True) -> list[Path]:

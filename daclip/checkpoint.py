@@ -16,11 +16,10 @@ from typing import Any
 
 import torch
 
-from builders.errors import UserError
 from builders.io import atomic_path
 
 from .model import DaCLIP, create_daclip
-from .safe_load import load_checkpoint
+from .safe_load import extract_state_dict, load_checkpoint
 
 _ALIAS_PREFIXES = ("visual.", "clip.visual.")
 
@@ -29,20 +28,6 @@ def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:
     """torch.save through a temporary file in the same folder, then rename into place."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-
-
-def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """The state_dict of a loaded checkpoint: 'state_dict' wrapper or bare; 'module.' stripped."""
-    if isinstance(obj, Mapping) and "state_dict" in obj:
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not obj:
-        raise UserError(f"{source} holds no state_dict")
-    out = {}
-    for k, v in obj.items():
-        if not isinstance(v, torch.Tensor):
-            raise UserError(f"{source}: entry {k!r} is not a tensor")
-        out[k.removeprefix("module.")] = v
-    return out
 
 
 def _fill_aliases(sd: dict[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:

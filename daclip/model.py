@@ -252,16 +252,9 @@ def load_clip_weights(clip: nn.Module, path: str | os.PathLike) -> None:
     from open_clip import model as oc_model
 
     from .networks.loading import load_state_dict_strict
-    from .safe_load import load_checkpoint
+    from .safe_load import extract_state_dict, load_checkpoint
 
-    obj = load_checkpoint(path, what="CLIP weights")
-    if isinstance(obj, dict) and "state_dict" in obj:
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
-        raise UserError(f"{path}: holds no CLIP state_dict")
-    sd = dict(obj)
-    if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+    sd = extract_state_dict(load_checkpoint(path, what="CLIP weights"), source=f"CLIP weights {path}")
     if "positional_embedding" in sd and not hasattr(clip, "positional_embedding"):
         sd = oc_model.convert_to_custom_text_state_dict(sd)
     if "logit_scale" in sd and clip.logit_scale.ndim != sd["logit_scale"].ndim:

@@ -261,3 +261,20 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     except (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError,
             IndexError, zipfile.BadZipFile, UnicodeDecodeError, MemoryError) as exc:
         raise UserError(f"{path}: not a readable {what} ({_reason(exc)})") from None
+
+
+def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The tensors of a loaded checkpoint: a ``{'state_dict': ...}`` wrapper (open_clip's trainer)
+    or a bare state dict, with DDP's ``module.`` prefixes stripped; UserError naming ``source``."""
+    from collections.abc import Mapping
+
+    if isinstance(obj, Mapping) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not obj:
+        raise UserError(f"{source} holds no state_dict")
+    out = {}
+    for k, v in obj.items():
+        if not isinstance(v, torch.Tensor):
+            raise UserError(f"{source}: entry {k!r} is not a tensor")
+        out[str(k).removeprefix("module.")] = v
+    return out

@@ -1,7 +1,8 @@
 """Reading released checkpoints into the toolkit's networks.
 
 One path for every network: :func:`daclip.safe_load.load_checkpoint` (the toolkit's one
-restricted unpickler: it never executes pickled code and refuses files that would), unwrap the container the authors used (BasicSR ``{'params': ...}``, Lightning
+restricted unpickler: it never executes pickled code and refuses files that would), unwrap
+the container the authors used (BasicSR ``{'params': ...}``, Lightning
 ``{'state_dict': ...}``, ``{'model': ...}``), strip wrapper prefixes (``module.`` from
 DataParallel, ``net.`` from Lightning, ``_orig_mod.`` from torch.compile), then a strict
 load whose error names the missing, unexpected and mis-shaped keys.
