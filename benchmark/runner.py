@@ -365,9 +365,9 @@ class _MethodRun:
         self.progress = progress
         # restore_batch whenever the method has one, even one image at a time: a diffusion
         # method then seeds each image's noise from its id, whatever the batch it lands in.
-        self.batched = callable(getattr(method, "restore_batch", None))
         fn = getattr(method, "restore_batch", None)
-        self.keys_ok = callable(fn) and "keys" in inspect.signature(fn).parameters
+        self.batched = callable(fn)
+        self.keys_ok = self.batched and "keys" in inspect.signature(fn).parameters
         self.since_flush = 0
         self.last_flush = time.monotonic()
         # stage -> [seconds (summed over threads), images, megapixels]
