@@ -256,6 +256,7 @@ def _method_entries(text: str) -> list[str]:
     for n in names:
         spec = SPECS[n][0]
         out += [spec.weights or n] + ([spec.daclip_weights] if getattr(spec, "uses_daclip", False) else [])
+        out += [entry for _role, entry in getattr(spec, "extra", ())]  # InstructIR's head, OneRestore's embedder
     return list(dict.fromkeys(out))
 
 

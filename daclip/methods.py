@@ -10,6 +10,9 @@ nafnet-degradation  NAFNet conditioned on the DA-CLIP degradation embedding only
 promptir       PromptIR
 restormer      Restormer
 airnet         AirNet
+adair, moce-ir, moce-ir-s, instructir, onerestore, maskdcpt-nafnet
+               the field's released all-in-one models, loading the authors' own files; the
+               ``release`` option (3d, 5d, cdd11, 7d, 12d, ...) picks a method's file for a protocol
 
 Weights: ``weights`` (the ``--weights name=PATH`` override) or the weights table / cache
 (:mod:`daclip.weights`). Methods conditioned by DA-CLIP need a second file: pass
@@ -52,7 +55,7 @@ from .inference import (
 )
 from .registry import Method, MethodUnavailable, register_method
 from .sde import SAMPLERS, IRSDE, SDEConfig, image_seed, make_generator
-from .weights import WeightsUnavailable, resolve_weights, weights_id
+from .weights import WEIGHTS, WeightsUnavailable, release_for, releases, resolve_weights, weights_id
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "eager")
@@ -81,6 +84,12 @@ class NetSpec:
     #: Diffusion methods: the SDE and the default sampler.
     sde: SDEConfig | None = None
     sampler: str = "posterior"
+    #: Other files the method loads: (role, weights entry), e.g. InstructIR's language head.
+    extra: tuple[tuple[str, str], ...] = ()
+    #: How the network fits any input size itself (recorded in the settings), e.g. "reflect to 8".
+    padding: str = ""
+    #: Blind, or how it is told what to do (recorded in the settings).
+    conditioning: str = ""
 
 
 @dataclass
@@ -93,6 +102,8 @@ class MethodOptions:
     daclip_model: str = ""  # open_clip name, toolkit config (tiny) or file; default: recorded, else the method's
     daclip_amp: str = "auto"
     protocol: str = ""
+    #: The protocol whose release to load (3d, 5d, cdd11, 7d, 12d, ...; see daclip.weights.releases).
+    release: str = ""
     tile: int = 768
     overlap: int = 64
     max_pixels: int = 1280 * 1280
@@ -117,7 +128,7 @@ class MethodOptions:
         """Options that differ from the defaults and can change restored pixels."""
         default = MethodOptions()
         # daclip_amp and protocol are recorded by the method once resolved (see settings).
-        skip = {"device", "daclip_weights", "daclip_model", "daclip_amp", "protocol"}
+        skip = {"device", "daclip_weights", "daclip_model", "daclip_amp", "protocol", "release"}
         out = {f.name: getattr(self, f.name) for f in fields(self)
                if f.name not in skip and getattr(self, f.name) != getattr(default, f.name)}
         return out
@@ -226,11 +237,33 @@ class NetworkMethod(Method):
         cfg.update(self.opts.extra)
         return cfg
 
+    def weights_entry(self, role: str = "") -> str:
+        """The weights-table entry to load for ``role``: the ``release`` option's file when set."""
+        default = dict(self.spec.extra).get(role, "") if role else (self.spec.weights or self.name or self.spec.network)
+        if not self.opts.release:
+            return default
+        entry = release_for(self.name or self.spec.network, self.opts.release, role)
+        if entry is not None:
+            return entry.name
+        if role and not releases(self.name, role):
+            return default  # a file shared by every release (OneRestore's embedder)
+        known = ", ".join(releases(self.name or self.spec.network)) or "none"
+        raise MethodUnavailable(f"{self.name}: no release for protocol {self.opts.release!r} (releases: {known})")
+
+    def _release_setting(self, entry: str, path: Path, override: str | None) -> str | None:
+        """"file (protocol)" of the loaded release, for the settings (None for methods without releases)."""
+        if override:
+            return f"{Path(override).name} (--weights)"
+        e = WEIGHTS.get(entry)
+        if e is None or not e.method:
+            return None
+        return f"{e.filename} ({e.protocol})" if e.protocol else e.filename
+
     def prepare(self, device: str = "cpu") -> None:
         from .networks.loading import load_network
 
         self.device = torch.device(self.opts.device or device)
-        entry = self.spec.weights or self.name or self.spec.network
+        entry = self.weights_entry()
         path = self._resolve(entry, self.weights_path)
         self.net = load_network(self.spec.network, path, **self._network_config(path)).to(self.device).eval()
         self.num_params = sum(p.numel() for p in self.net.parameters())
@@ -261,6 +294,16 @@ class NetworkMethod(Method):
             changed["daclip_amp"] = self.conditioner.amp
         if self.protocol:
             changed["protocol"] = self.protocol
+        release = self._release_setting(entry, path, self.weights_path)
+        if release:
+            changed["release"] = release
+        if self.spec.padding:
+            changed["padding"] = self.spec.padding
+        if self.spec.conditioning:
+            changed["conditioning"] = self.spec.conditioning
+        loaded = getattr(self.net, "loaded_from", None) or {}
+        if release and loaded.get("entries"):
+            changed["container"] = " > ".join(loaded["entries"])  # which form of the file was met
         self.settings = dict(changed)
         self.weights_id = _digest(wid, json.dumps(changed, sort_keys=True, default=str)) if changed else wid
 
@@ -397,6 +440,162 @@ class DiffusionMethod(NetworkMethod):
                           generator=self.generators(lq.shape[0], keys), clip_x0=bool(self.opts.clip_x0))
 
 
+class RouterNoiseMethod(NetworkMethod):
+    """MoCE-IR: its routers add noise in eval too (upstream keeps it; so does this port). Each
+    image draws it from its own generator, seeded from the ``seed`` option and the image's id,
+    one image and one tile per network call, so an output never depends on the order or the
+    batch it came in (upstream seeds once per test run and is only correct at batch size 1)."""
+
+    noise_scheme = "per-image-generator"
+
+    def prepare(self, device: str = "cpu") -> None:
+        super().prepare(device)
+        self.settings["router_noise"] = f"kept; seeded per image from seed {self.opts.seed} and the image id"
+        self.weights_id = _digest(self.weights_id, self.noise_scheme, str(self.opts.seed))
+
+    def _images_per_call(self, n: int) -> int:
+        return 1
+
+    def _tile_batch(self, images: int) -> int:
+        return 1
+
+    def restore_tensor(self, lq: torch.Tensor, keys: list[str] | None = None) -> torch.Tensor:
+        outs = []
+        try:
+            for i in range(lq.shape[0]):
+                seed = image_seed(self.opts.seed, keys[i]) if keys is not None else self.opts.seed
+                # A CPU generator: the same draws on any device.
+                self.net.set_generator(make_generator(seed, "cpu"))
+                outs.append(super().restore_tensor(lq[i:i + 1]))
+        finally:
+            self.net.set_generator(None)
+        return torch.cat(outs)
+
+
+def _second_file(method: NetworkMethod, role: str) -> Path:
+    """The method's second file (``weights='NET,SECOND'`` or the table's entry for ``role``)."""
+    return method._resolve(method.weights_entry(role), method.daclip_path)
+
+
+class PerImageContextMethod(NetworkMethod):
+    """A network with a per-image input besides the image (a text or scene embedding): images
+    run one at a time, each with its own embedding, tiled when large."""
+
+    def image_context(self, lq: np.ndarray, task: str | None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _contexts(self, lq: torch.Tensor) -> dict:
+        return self._ctx
+
+    @torch.no_grad()
+    def restore_batch(self, lqs: list[np.ndarray], tasks: list[str] | None = None,
+                      keys: list[str] | None = None) -> list[np.ndarray]:
+        if self.net is None:
+            raise RuntimeError("call prepare() first")
+        out = []
+        for i, lq in enumerate(lqs):
+            self._ctx = self.image_context(lq, tasks[i] if tasks else None)
+            out += super().restore_batch([lq], None, None if keys is None else [keys[i]])
+        return out
+
+
+def _load_yaml(name: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((Path(__file__).parent / "configs" / name).read_text(encoding="utf-8"))
+
+
+class InstructIRMethod(PerImageContextMethod):
+    """InstructIR: instruction -> bge-micro-v2 -> language head -> ``net(x, txtembd)``.
+
+    Each degradation type gets the fixed instruction of ``daclip/configs/instructir_prompts.yaml``
+    (so the method is told the type: marked type-aware); the ``prompt`` option gives one
+    instruction for every image instead.
+    """
+
+    def __init__(self, spec: NetSpec, weights: str | None = None, **options):
+        self.prompt = str(options.pop("prompt", "") or "")
+        self.text_encoder = str(options.pop("text_encoder", "") or "")
+        super().__init__(spec, weights=weights, **options)
+        self.uses_task_label = not self.prompt
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def prepare(self, device: str = "cpu") -> None:
+        from builders.hub import HubUnreachable
+
+        from .networks.instructir import TEXT_ENCODER, InstructionEncoder
+        from .networks.loading import load_network
+
+        super().prepare(device)
+        lm_path = _second_file(self, "lm")
+        self.lm = load_network("instructir-lm", lm_path).to(self.device).eval()
+        name = self.text_encoder or TEXT_ENCODER
+        try:
+            self.encoder = InstructionEncoder(name, self.device)
+        except (HubUnreachable, OSError, ImportError) as exc:
+            raise MethodUnavailable(
+                f"{self.name}: text encoder {name!r} is not in the Hugging Face cache and cannot be loaded "
+                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); on a machine with internet run "
+                f"`huggingface-cli download {name}` and copy ~/.cache/huggingface/hub, or pass "
+                f"--option {self.name}:text_encoder=FOLDER") from None
+        prompts = _load_yaml("instructir_prompts.yaml")
+        self.instructions: dict[str, str] = dict(prompts["types"])
+        self.default_instruction: str = prompts["default"]
+        self.settings["language_head"] = lm_path.name
+        self.settings["text_encoder"] = name
+        self.settings["instruction"] = (repr(self.prompt) if self.prompt
+                                        else "fixed per type (daclip/configs/instructir_prompts.yaml)")
+        self.weights_id = _digest(self.weights_id, weights_id(lm_path), name, self.prompt or json.dumps(
+            prompts, sort_keys=True))
+
+    def instruction(self, task: str | None) -> str:
+        if self.prompt:
+            return self.prompt
+        return self.instructions.get(task or "", self.default_instruction)
+
+    def image_context(self, lq: np.ndarray, task: str | None) -> dict[str, torch.Tensor]:
+        text = self.instruction(task)
+        if text not in self._cache:
+            self._cache[text] = self.lm(self.encoder([text]).to(self.device))[0]
+        return {"txtembd": self._cache[text]}
+
+
+class OneRestoreMethod(PerImageContextMethod):
+    """OneRestore: blind by default (the released embedder predicts one of its 12 scene types from
+    a 224 x 224 bilinear (antialiased, as PIL) resize); the ``scene`` option names the type."""
+
+    def __init__(self, spec: NetSpec, weights: str | None = None, **options):
+        self.scene = str(options.pop("scene", "") or "")
+        super().__init__(spec, weights=weights, **options)
+        self.uses_task_label = False
+        self.predicted: dict[str, int] = {}
+
+    def prepare(self, device: str = "cpu") -> None:
+        from .networks.loading import load_network
+        from .networks.onerestore import SCENE_TYPES
+
+        if self.scene and self.scene not in SCENE_TYPES:
+            raise UserError(f"option scene={self.scene!r}: choose from {', '.join(SCENE_TYPES)}")
+        super().prepare(device)
+        emb_path = _second_file(self, "embedder")
+        self.embedder = load_network("onerestore-embedder", emb_path).to(self.device).eval()
+        self.settings["embedder"] = emb_path.name
+        self.settings["conditioning"] = (f"scene type given: {self.scene}" if self.scene
+                                         else "blind (scene type predicted by the released embedder)")
+        self.settings["key_resize"] = "bilinear without antialias (the authors' torchvision 0.14)"
+        self.weights_id = _digest(self.weights_id, weights_id(emb_path), self.scene)
+
+    def image_context(self, lq: np.ndarray, task: str | None) -> dict[str, torch.Tensor]:
+        from PIL import Image
+
+        if self.scene:
+            return {"embedding": self.embedder.type_embedding([self.scene])}
+        small = np.asarray(Image.fromarray(lq).resize((224, 224), Image.BILINEAR))  # upstream: PIL Resize
+        emb, names = self.embedder.image_embedding(to_tensor(small, self.device))
+        self.predicted[names[0]] = self.predicted.get(names[0], 0) + 1
+        return {"embedding": emb}
+
+
 _OURS_OPTIONS = ("options steps, sampler (posterior|sde|ode), seed, clip_x0 (0|1), amp (none|bf16|fp16), "
                  "daclip_amp (auto|fp16|bf16|none), tile, overlap, max_pixels, daclip_weights (or "
                  "weights='UNET,DACLIP')")
@@ -450,6 +649,32 @@ SPECS: dict[str, tuple[NetSpec, type[NetworkMethod], str, str]] = {
     "airnet": (NetSpec("airnet", Fit("reflect", 16), call="restore", protocol="pad",
                        protocols=(("crop", Fit("crop", 16)),)), NetworkMethod, "AirNet",
                f"AirNet; {_PAD_OR_CROP} (pad: to a multiple of 16)"),
+    # The field's released all-in-one models: each network fits the input size itself, only as
+    # much as its architecture needs (no outer padding); ``release`` picks the protocol's file.
+    "adair": (NetSpec("adair", Fit("none", 1), weights="adair-5d", padding="reflect to 8 inside the network",
+                      conditioning="blind"), NetworkMethod, "AdaIR",
+              "AdaIR (adair5d.ckpt; release=3d for adair3d.ckpt), blind"),
+    "moce-ir": (NetSpec("moce-ir", Fit("none", 1), weights="moce-ir-5d", padding="reflect to 8 inside the network",
+                        conditioning="blind"), RouterNoiseMethod, "MoCE-IR",
+                "MoCE-IR (last.ckpt of AIO5; release=3d|cdd11), blind; eval-time router noise kept, seeded per "
+                "image (option seed)"),
+    "moce-ir-s": (NetSpec("moce-ir-s", Fit("none", 1), weights="moce-ir-s-5d",
+                          padding="reflect to 8 inside the network", conditioning="blind"), RouterNoiseMethod,
+                  "MoCE-IR-S", "MoCE-IR-S (dim 32; release=3d|5d|cdd11), as moce-ir"),
+    "instructir": (NetSpec("instructir", Fit("none", 1), weights="instructir-7d",
+                           extra=(("lm", "instructir-lm-7d"),), padding="zero to 16 inside the network (upstream)",
+                           conditioning="instructed"), InstructIRMethod, "InstructIR",
+                   "InstructIR 7D (im_ + lm_instructir-7d.pt, weights='IM,LM'), instruction-driven: a fixed "
+                   "instruction per type, or option prompt='...'; text encoder TaylorAI/bge-micro-v2 (HF cache)"),
+    "onerestore": (NetSpec("onerestore", Fit("none", 1), weights="onerestore-cdd11",
+                           extra=(("embedder", "onerestore-embedder"),), padding="none (any size)",
+                           conditioning="blind"), OneRestoreMethod, "OneRestore",
+                   "OneRestore (onerestore_cdd-11.tar + embedder_model.tar, weights='NET,EMBEDDER'; release=real|"
+                   "lol|reside-ots|rain1200|snow100k), blind via the embedder, or option scene=TYPE"),
+    "maskdcpt-nafnet": (NetSpec("maskdcpt-nafnet", Fit("none", 1), weights="maskdcpt-nafnet-5d",
+                                padding="reflect to 16 inside the network (BasicSR's test)", conditioning="blind"),
+                        NetworkMethod, "MaskDCPT (NAFNet)",
+                        "MaskDCPT's NAFNet (nafnet_maskdcpt_5d.pth; release=12d), BasicSR params_ema first, blind"),
 }
 
 
