@@ -25,14 +25,24 @@ from .registry import register_network
 from .restormer import reflect_pad
 
 
-class NAFBlocks(nn.Module):
-    """A run of NAFBlocks under the key ``blocks`` (eps 1e-5 LayerNorms)."""
+class ChannelLayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` over the channels of NCHW (eps 1e-5), computed as upstream does it."""
 
-    def __init__(self, chan: int, num: int, eps: float = 1e-5):
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__(channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1).contiguous()).permute(0, 3, 1, 2).contiguous()
+
+
+class NAFBlocks(nn.Module):
+    """A run of NAFBlocks under the key ``blocks``, with ``nn.LayerNorm`` channel norms."""
+
+    def __init__(self, chan: int, num: int):
         super().__init__()
         self.blocks = nn.ModuleList([NAFBlock(chan) for _ in range(num)])
         for block in self.blocks:
-            block.norm1.eps = block.norm2.eps = eps
+            block.norm1, block.norm2 = ChannelLayerNorm(chan), ChannelLayerNorm(chan)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:

@@ -25,7 +25,7 @@ class BiasFreeLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         var = x.var(-1, keepdim=True, unbiased=False)
-        return x * torch.rsqrt(var + 1e-5) * self.weight
+        return x / torch.sqrt(var + 1e-5) * self.weight  # upstream's division (not rsqrt): same rounding
 
 
 class WithBiasLayerNorm(nn.Module):
@@ -37,7 +37,7 @@ class WithBiasLayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mu = x.mean(-1, keepdim=True)
         var = x.var(-1, keepdim=True, unbiased=False)
-        return (x - mu) * torch.rsqrt(var + 1e-5) * self.weight + self.bias
+        return (x - mu) / torch.sqrt(var + 1e-5) * self.weight + self.bias
 
 
 class ChannelLayerNorm(nn.Module):
