@@ -29,7 +29,13 @@ from .errors import UserError
 from .io import atomic_write_text, sha256_file
 from .layout import item_id
 from .lock import FolderLock
-from .pairing import OFFICIAL_SPLITS, PairingResult, find_official, images_in, match_names
+from .pairing import (
+    OFFICIAL_SPLITS,
+    PairingResult,
+    find_official,
+    images_in,
+    match_names,
+)
 from .vocabulary import Vocabulary, check_type_name, default_vocabulary
 
 REPORT_NAME = "index_report.json"
@@ -118,7 +124,7 @@ def _index_locked(root: Path, force: bool, prompts: dict[str, str]) -> str:
     mf.write_manifest(root, rows, vocabulary=vocab)
     lines = [*warnings, f"{root}: indexed {len(rows)} pairs in place ({', '.join(f'{k} {v}' for k, v in report['counts'].items())}); "
              f"manifest {mf.manifest_path(root)}",
-             f"  vocabulary: " + ", ".join(t if p == t else f"{t} ({p!r})" for t, p in zip(vocab.types, vocab.prompts))]
+             "  vocabulary: " + ", ".join(t if p == t else f"{t} ({p!r})" for t, p in zip(vocab.types, vocab.prompts))]
     if res.problems:
         lines.append(f"  {len(res.problems)} files without a partner were left out (see {root / REPORT_NAME}), e.g. "
                      f"{res.problems[0]['file']}: {res.problems[0]['detail']}")

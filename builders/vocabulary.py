@@ -95,7 +95,7 @@ class Vocabulary:
             raise UserError(f"two types of the vocabulary share a prompt text: {', '.join(self.prompts)}")
 
     @classmethod
-    def of(cls, types: Iterable[str], prompts: Mapping[str, str] | None = None) -> "Vocabulary":
+    def of(cls, types: Iterable[str], prompts: Mapping[str, str] | None = None) -> Vocabulary:
         types = tuple(types)
         prompts = dict(prompts or {})
         for t in types:
@@ -141,7 +141,7 @@ class Vocabulary:
         present = set(present)
         return [t for t in self.types if t in present] + sorted(present - set(self.types))
 
-    def extended(self, other: "Vocabulary") -> "Vocabulary":
+    def extended(self, other: Vocabulary) -> Vocabulary:
         """This vocabulary followed by the types of ``other`` it lacks (old types keep their place)."""
         new = [(t, p) for t, p in zip(other.types, other.prompts) if t not in self.types]
         return Vocabulary(self.types + tuple(t for t, _ in new), self.prompts + tuple(p for _, p in new))
@@ -150,7 +150,7 @@ class Vocabulary:
         return {"types": list(self.types), "prompts": list(self.prompts)}
 
     @classmethod
-    def from_json(cls, data, where: str) -> "Vocabulary":
+    def from_json(cls, data, where: str) -> Vocabulary:
         if not isinstance(data, dict) or not isinstance(data.get("types"), list) or not data["types"]:
             raise UserError(f"{where}: malformed vocabulary (expected {{'types': [...], 'prompts': [...]}})")
         types, prompts = data["types"], data.get("prompts") or [None] * len(data["types"])

@@ -20,9 +20,8 @@ from pathlib import Path
 
 from builders.errors import UserError
 from builders.io import atomic_write_text
-from builders.vocabulary import SEPARATOR, prompt_problem
+from builders.vocabulary import SEPARATOR, prompt_problem, split_title
 from builders.vocabulary import make_title as _make_title
-from builders.vocabulary import split_title
 
 FALLBACK_CAPTION = "a photo"
 HEADER = ("filepath", "title")

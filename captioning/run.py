@@ -5,7 +5,7 @@
 
 Writes <root>/daclip_train.csv and <root>/daclip_val.csv (tab-separated, header
 filepath/title, filepath = the absolute path of the LQ image (--relative: relative to the
-current folder, as the official script writes), title = "<caption of its GT>: <degradation>"),
+current folder, as the official script writes), title = "<caption of its GT>: <prompt text of its type>"),
 the caption store <root>/captions.parquet, and a ``caption`` column in the manifest.
 Each distinct GT (by sha256) is captioned once; a re-run captions only what is missing.
 """

@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from builders.errors import UserError
 from builders.io import read_image
 from builders.manifest import read_manifest
-from builders.vocabulary import Vocabulary, split_title as _split_title, type_of_word, vocabulary_from_words
+from builders.vocabulary import Vocabulary, type_of_word, vocabulary_from_words
+from builders.vocabulary import split_title as _split_title
 
 from .model import OPENAI_MEAN, OPENAI_STD
 

@@ -23,7 +23,13 @@ from builders.build import main as build_main
 from builders.errors import UserError
 from builders.manifest import read_manifest, read_vocabulary
 from builders.tasks import DEGRADATIONS
-from builders.vocabulary import DACLIP, METADATA_KEY, Vocabulary, check_type_name, default_prompt
+from builders.vocabulary import (
+    DACLIP,
+    METADATA_KEY,
+    Vocabulary,
+    check_type_name,
+    default_prompt,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -164,6 +170,14 @@ def test_two_new_types_from_index_to_report(tmp_path, tiny_blip, capsys):
     with open(rout / "restore.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 and all(r["degradation"] in TYPES for r in rows)
+    # The demo's prediction is over the same types (its restore call, without the Gradio page).
+    from builders.io import read_image
+    from daclip.app import AUTO, DemoConfig, restore_for_demo
+
+    lq = read_image(next(photos.iterdir()))
+    image, label = restore_for_demo(DemoConfig(daclip=str(run / "daclip.pt"), device="cpu"), lq, "classical", AUTO)
+    assert set(label) == set(TYPES) and sum(label.values()) == pytest.approx(1.0, abs=1e-5)
+    assert np.array_equal(image, lq)  # classical has nothing for either type: the input, as said once
     # classical: told a type it has no restorer for, one error line.
     capsys.readouterr()
     assert restore([str(photos), "--method", "classical", "--task", "underwater", "--out", str(tmp_path / "c")]) == 2
@@ -299,7 +313,7 @@ def test_continue_from_the_released_controller_with_a_new_type(tmp_path):
     _, p10 = classify(replica, images, degradation_text_features(replica, get_tokenizer(replica)))
     assert p11.shape[1] == 11
     torch.testing.assert_close(p11[:, :10] / p11[:, :10].sum(1, keepdim=True), p10, rtol=1e-4, atol=1e-6)
-    results, rows = evaluate_dataset(trained, ds, "val", progress=False, vocabulary=vocab)
+    results, _ = evaluate_dataset(trained, ds, "val", progress=False, vocabulary=vocab)
     assert results["daclip"]["labels"] == [*DEGRADATIONS, "underwater"]
     assert results["daclip"]["n"] == 4 and set(results["daclip"]["accuracy"]) == {"noisy", "underwater"}
 
