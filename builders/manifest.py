@@ -140,7 +140,7 @@ def write_manifest(root: str | Path, rows: Iterable[Mapping] | pd.DataFrame, voc
     """Write the manifest atomically (sorted by id; duplicate ids are an error).
 
     ``vocabulary``: the dataset's Vocabulary; by default the one the manifest there records
-    (kept when it still covers the rows' types). It is stored in the file unless it is the DA-CLIP
+    (rows of new types add them at its end). It is stored in the file unless it is the DA-CLIP
     one, which a manifest without the entry has (so ten-type manifests are byte-identical).
 
     Holds the root's writer lock (re-entrant: builders that hold it already pass through) and
@@ -156,7 +156,8 @@ def write_manifest(root: str | Path, rows: Iterable[Mapping] | pd.DataFrame, voc
         if vocabulary is _KEEP:
             vocabulary = _recorded_vocabulary(path)
             if vocabulary is not None and not types <= set(vocabulary.types):
-                vocabulary = None
+                # new types follow the recorded ones, which keep their order and prompt texts
+                vocabulary = vocabulary.extended(Vocabulary.of(sorted(types - set(vocabulary.types))))
         if vocabulary is not None:
             check_covers(vocabulary, sorted(types), "the dataset's vocabulary", "the manifest")
         buf = io.BytesIO()

@@ -326,3 +326,30 @@ def test_continue_from_the_released_controller_with_a_new_type(tmp_path):
     assert torch.equal(moved["clip.visual.proj"], replica.state_dict()["clip.visual.proj"])
     assert not torch.equal(moved["visual_control.proj"], replica.state_dict()["visual_control.proj"])
     assert json.loads((run2 / "config.json").read_text())["vocabulary"]["types"][-1] == "underwater"
+
+
+def test_manifest_rewrites_keep_the_vocabulary(tmp_path, capsys):
+    import io
+
+    from builders.manifest import write_manifest
+
+    ds = make_pairs(tmp_path / "ds", train=1, val=1)
+    assert build_main(["--index", str(ds), "--prompt", "underwater=deep water"]) == 0
+    assert "vocabulary: moire_pattern ('moire pattern'), underwater ('deep water')" in capsys.readouterr().out
+    man = read_manifest(ds)
+    write_manifest(ds, man.assign(caption="a photo"))  # as captioning rewrites it
+    assert read_vocabulary(ds).prompts == ("moire pattern", "deep water")
+    extra = man.iloc[:1].assign(id="val/scratches/x", type="scratches")
+    write_manifest(ds, pd.concat([man, extra]))  # a new type goes after the recorded ones
+    v = read_vocabulary(ds)
+    assert v.types == (*TYPES, "scratches") and v.prompt("underwater") == "deep water"
+    # Ten-word rows: no metadata entry, the bytes pandas writes, the DA-CLIP vocabulary on reading.
+    ten = tmp_path / "ten"
+    ten.mkdir()
+    rows = man.assign(type="noisy", id=[f"{s}/noisy/{n}" for s, n in zip(man["split"], man["name"])])
+    write_manifest(ten, rows)
+    buf = io.BytesIO()
+    read_manifest(ten).to_parquet(buf, index=False)
+    assert (ten / "manifest.parquet").read_bytes() == buf.getvalue()
+    assert METADATA_KEY not in (pq.read_schema(ten / "manifest.parquet").metadata or {})
+    assert read_vocabulary(ten) == DACLIP
