@@ -403,3 +403,24 @@ def test_onerestore_method_blind_or_given_scene(tmp_path, monkeypatch):
     assert np.array_equal(given.restore(lq, "hazy"), want)
     with pytest.raises(UserError, match="option scene='fog'"):
         method_spec("onerestore").factory(preset="tiny", scene="fog").prepare("cpu")
+
+
+def test_report_marks_release_and_blind_or_instructed(tmp_path):
+    from reports.html import render_report
+
+    metric = {"name": "psnr", "display": "PSNR", "higher_is_better": True, "fmt": ".2f", "kind": "image"}
+    methods = [{"name": "instructir", "display": "InstructIR", "weights_id": "a", "uses_task_label": True,
+                "settings": {"release": "im_instructir-7d.pt (7d)", "conditioning": "instructed"}},
+               {"name": "adair", "display": "AdaIR", "weights_id": "b", "uses_task_label": False,
+                "settings": {"release": "adair3d.ckpt (3d)", "conditioning": "blind"}}]
+    s = {"title": "t", "dataset": "d", "split": "val", "created": "now", "command": "c", "versions": {},
+         "tasks": ["noisy"], "counts": {}, "methods": methods, "metrics": [metric], "unavailable": {},
+         "tables": {"psnr": {m["name"]: {"noisy": 30.0, "average": 30.0} for m in methods}}, "images": [],
+         "examples": []}
+    html = render_report(tmp_path, s).read_text()
+    table = html.split('id="overview-table"')[1].split("</table>")[0]
+    rows = {r.split("</td>")[0]: r for r in table.split("<tr><td>")[1:]}
+    iir = next(v for k, v in rows.items() if k.startswith("InstructIR"))
+    ada = next(v for k, v in rows.items() if k.startswith("AdaIR"))
+    assert '<span class="tag">instructed</span>' in iir and "im_instructir-7d.pt (7d)" in iir
+    assert '<span class="tag">blind</span>' in ada and "adair3d.ckpt (3d)" in ada
