@@ -252,7 +252,8 @@ def resolve_weights(
         return path
     # DA-CLIP is not a method: it is passed as the conditioned method's daclip_weights option.
     give = ("pass it with --option METHOD:daclip_weights=PATH (benchmark.run) or --daclip PATH (daclip.restore)"
-            if name == "daclip" else f"pass --weights {name}=PATH")
+            if name == "daclip" else f"pass --weights {entry.method}=NETWORK_FILE,PATH" if entry.role
+            else f"pass --weights {entry.method or name}=PATH")
     how = f"download {entry.filename} from {entry.source} and {give}, or put it at {path}"
     if not entry.hf_repo and not entry.url and entry.page:
         raise WeightsUnavailable(

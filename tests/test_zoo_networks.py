@@ -293,6 +293,7 @@ def test_offline_without_files_says_how_to_get_them(tmp_path, monkeypatch, name)
         assert "by hand from https://drive.google.com/drive/folders/" in text
     else:
         assert f"python -m benchmark.weights fetch --methods {name}" in text
+    assert f"--weights {name}=PATH" in text  # the method's name, as --weights takes it
 
 
 def test_release_option_picks_the_file_and_is_recorded(tmp_path, monkeypatch):
