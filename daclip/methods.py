@@ -252,11 +252,11 @@ class NetworkMethod(Method):
 
     def _release_setting(self, entry: str, path: Path, override: str | None) -> str | None:
         """"file (protocol)" of the loaded release, for the settings (None for methods without releases)."""
-        if override:
-            return f"{Path(override).name} (--weights)"
         e = WEIGHTS.get(entry)
         if e is None or not e.method:
             return None
+        if override:
+            return f"{Path(override).name} (--weights)"
         return f"{e.filename} ({e.protocol})" if e.protocol else e.filename
 
     def prepare(self, device: str = "cpu") -> None:
