@@ -499,16 +499,17 @@ class PerImageContextMethod(NetworkMethod):
         return out
 
 
-def _load_yaml(name: str) -> dict:
+def _load_prompts(name: str) -> dict:
+    """A method's fixed instructions (``daclip/prompts/<name>.yaml``; not a DA-CLIP config)."""
     import yaml
 
-    return yaml.safe_load((Path(__file__).parent / "configs" / name).read_text(encoding="utf-8"))
+    return yaml.safe_load((Path(__file__).parent / "prompts" / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
 class InstructIRMethod(PerImageContextMethod):
     """InstructIR: instruction -> bge-micro-v2 -> language head -> ``net(x, txtembd)``.
 
-    Each degradation type gets the fixed instruction of ``daclip/configs/instructir_prompts.yaml``
+    Each degradation type gets the fixed instruction of ``daclip/prompts/instructir.yaml``
     (so the method is told the type: marked type-aware); the ``prompt`` option gives one
     instruction for every image instead.
     """
@@ -538,13 +539,13 @@ class InstructIRMethod(PerImageContextMethod):
                 f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); on a machine with internet run "
                 f"`huggingface-cli download {name}` and copy ~/.cache/huggingface/hub, or pass "
                 f"--option {self.name}:text_encoder=FOLDER") from None
-        prompts = _load_yaml("instructir_prompts.yaml")
+        prompts = _load_prompts("instructir")
         self.instructions: dict[str, str] = dict(prompts["types"])
         self.default_instruction: str = prompts["default"]
         self.settings["language_head"] = lm_path.name
         self.settings["text_encoder"] = name
         self.settings["instruction"] = (repr(self.prompt) if self.prompt
-                                        else "fixed per type (daclip/configs/instructir_prompts.yaml)")
+                                        else "fixed per type (daclip/prompts/instructir.yaml)")
         self.weights_id = _digest(self.weights_id, weights_id(lm_path), name, self.prompt or json.dumps(
             prompts, sort_keys=True))
 

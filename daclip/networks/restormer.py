@@ -50,7 +50,11 @@ class ChannelLayerNorm(nn.Module):
         self.body = BiasFreeLayerNorm(dim) if kind == "BiasFree" else WithBiasLayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        # Upstream's to_3d/to_4d (einops): a view of a contiguous input, a copy of a sliced one;
+        # the same memory order gives the same rounding.
+        b, c, h, w = x.shape
+        y = self.body(x.permute(0, 2, 3, 1).reshape(b, h * w, c))
+        return y.reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
 class FeedForward(nn.Module):
