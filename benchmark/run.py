@@ -8,11 +8,11 @@ runs every method that needs no downloaded weights on its val split, scores PSNR
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from builders.errors import UserError, cli_entry
+from builders.options import parse_pair
 from builders.tasks import DEGRADATIONS, parse_tasks
 
 DEFAULT_OUT = Path("results")
@@ -88,12 +88,12 @@ def _options(items: list[str], methods: list[str]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for item in items:
         name, sep, kv = item.partition(":")
-        key, sep2, value = kv.partition("=")
-        if not sep or not sep2 or not name or not key:
+        if not sep or not name:
             raise UserError(f"--option expects METHOD:KEY=VALUE, got {item!r}")
+        key, value = parse_pair(kv, "--option", "METHOD:KEY=VALUE")
         if name not in methods:
             raise UserError(f"--option {item!r}: method {name!r} is not among --methods ({', '.join(methods)})")
-        out.setdefault(name, {})[key.strip()] = value.strip()
+        out.setdefault(name, {})[key] = value
     return out
 
 
@@ -148,10 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     dataset = resolve_dataset(args.dataset, args.quiet)
     if degradation_eval is None:
         degradation_eval = find_degradation_eval(args.out, dataset)
-    if args.weights_dir:
-        # Methods look for released weights in the same folder (daclip.weights reads this).
-        os.environ["DACLIP_WEIGHTS_DIR"] = str(args.weights_dir)
-
     from reports.html import render_report
 
     from .runner import RunConfig, run_benchmark, run_folder

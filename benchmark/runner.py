@@ -155,6 +155,8 @@ def _create(cfg: RunConfig, name: str) -> Method:
     opts = dict(cfg.options.get(name, {}))
     if cfg.amp != "none" and "amp" not in opts and method_spec(name).needs_weights:
         opts["amp"] = cfg.amp  # --amp applies to every neural method not given its own
+    if cfg.weights_dir and method_spec(name).needs_weights:
+        opts.setdefault("weights_dir", str(cfg.weights_dir))  # one folder for methods and metrics
     extra = {"weights": cfg.weights[name]} if name in cfg.weights else {}
     return create_method(name, **extra, **opts)
 
@@ -230,7 +232,7 @@ def run_benchmark(cfg: RunConfig) -> RunResult | None:
 
 
 def _run(cfg: RunConfig, dist) -> RunResult | None:
-    from .weights import weights_dir
+    from builders.weights_folder import weights_dir
 
     if cfg.batch_size < 1:
         raise UserError(f"batch size must be >= 1, got {cfg.batch_size}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from builders.errors import UserError
-from builders.hub import hub_offline, hub_unreachable
+from builders.hub import hub_unreachable, offline
 from daclip.device import check_device
 
 DEFAULT_MODEL = "Salesforce/blip-image-captioning-large"
@@ -57,7 +57,7 @@ def _from_pretrained(cls, ref: str, **kw):
     try:
         return cls.from_pretrained(ref, local_files_only=True, **kw)
     except OSError:
-        if hub_offline():
+        if offline():
             raise
 
     # Ask once, in a second or two, instead of letting the hub client retry for a minute.

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from builders.errors import UserError
+from builders.options import parse_value
 
 from .inference import (
     DACLIP_AMP,
@@ -106,6 +107,8 @@ class MethodOptions:
     #: CPU, where batch-size-dependent kernels (MKL's one-row GEMV, oneDNN) would change the
     #: rounding: a CPU output is then bit-identical whatever the runner's --batch-size.
     net_batch: int = 0
+    #: The weights folder (builders.weights_folder); empty: --weights-dir's or the variables'.
+    weights_dir: str = ""
     # diffusion only
     steps: int = 0
     sampler: str = ""
@@ -117,7 +120,7 @@ class MethodOptions:
         """Options that differ from the defaults and can change restored pixels."""
         default = MethodOptions()
         # daclip_amp and protocol are recorded by the method once resolved (see settings).
-        skip = {"device", "daclip_weights", "daclip_model", "daclip_amp", "protocol"}
+        skip = {"device", "daclip_weights", "daclip_model", "daclip_amp", "protocol", "weights_dir"}
         out = {f.name: getattr(self, f.name) for f in fields(self)
                if f.name not in skip and getattr(self, f.name) != getattr(default, f.name)}
         return out
@@ -129,7 +132,7 @@ class MethodOptions:
         extra: dict[str, Any] = {}
         for key, value in options.items():
             if key not in known:
-                extra[key] = value  # network config overrides (e.g. width=8)
+                extra[key] = parse_value(value)  # network config overrides (e.g. width=8)
                 continue
             kind = type(getattr(cls, key))  # the default's type: str or int
             try:
@@ -211,7 +214,7 @@ class NetworkMethod(Method):
     # -- loading ----------------------------------------------------------------------
     def _resolve(self, entry: str, override: str | None) -> Path:
         try:
-            return resolve_weights(entry, override)
+            return resolve_weights(entry, override, root=self.opts.weights_dir or None)
         except WeightsUnavailable as exc:
             raise MethodUnavailable(f"{self.name or entry}: {exc}") from None
 

@@ -51,6 +51,7 @@ import numpy as np
 
 from builders.errors import UserError, cli_entry
 from builders.io import read_image
+from builders.options import parse_options
 from builders.tasks import DEGRADATIONS
 
 from .device import check_device
@@ -365,16 +366,6 @@ def write_record(out: Path, record: Mapping[str, dict]) -> None:
 
 # -- command line -----------------------------------------------------------------------------
 
-def _parse_options(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--option expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m daclip.restore", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -450,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     from builders.lock import FolderLock
 
     # Method, options and weights are checked (and loaded) before the output folder is made.
-    restorer = Restorer(args.method, weights=args.weights, options=_parse_options(args.option), task=args.task,
+    restorer = Restorer(args.method, weights=args.weights, options=parse_options(args.option), task=args.task,
                         daclip=args.daclip, daclip_model=args.daclip_model, device=args.device)
     with FolderLock(out, "output folder"):
         record = read_record(out)

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_text, read_image
 from builders.lock import FolderLock
+from builders.options import parse_options
 from builders.tasks import parse_tasks
 
 from . import dist as dist_utils
@@ -513,16 +514,6 @@ def _train(cfg: TrainConfig, progress: bool, resume: bool) -> dict:
 
 # -- CLI ------------------------------------------------------------------------------------
 
-def _parse_option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise UserError(f"--net-option expects KEY=VALUE, got {text!r}")
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError:
-        return key.strip(), value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m daclip.train_ir", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -575,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--root {args.root}: not a folder")
     cfg = TrainConfig(
         method=args.method, root=args.root, out=args.out, preset=args.preset,
-        net_options=dict(_parse_option(o) for o in args.net_option),
+        net_options=parse_options(args.net_option, "--net-option"),
         tasks=parse_tasks(args.tasks), patch=args.patch, batch=args.batch, iters=args.iters,
         minutes=args.minutes, lr=args.lr, lr_min=args.lr_min, weight_decay=args.weight_decay,
         ema_decay=args.ema_decay, ema_every=args.ema_every, amp=args.amp, grad_clip=args.grad_clip,
