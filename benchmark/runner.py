@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from builders.errors import UserError
 from builders.io import atomic_write_bytes, encode_png, is_plain_png, read_image, sha256_bytes
+from builders.naming import unique_stems
 from builders.lock import FolderLock
 from builders.manifest import read_manifest
 from builders.tasks import DEGRADATIONS
@@ -113,30 +114,11 @@ def select_items(cfg: RunConfig) -> pd.DataFrame:
 
 
 def output_names(items: pd.DataFrame) -> dict[str, str]:
-    """image id -> ``<split>/<type>/<name>.png``, unique within the run.
-
-    The output keeps the input's stem. Inputs whose stems collide (``x.png`` beside
-    ``x.jpg``) never overwrite each other: the ``.png`` one keeps ``x.png`` and the other
-    gets ``x~jpg.png`` (then ``x~jpg2.png``, ...). Collisions are checked case-insensitively,
-    so a run folder also survives a copy to a case-insensitive file system.
-    """
-    taken: set[str] = set()
-    out: dict[str, str] = {}
-    rows = sorted(items[["id", "split", "type", "name"]].to_dict("records"),
-                  key=lambda r: (r["split"], r["type"], Path(r["name"]).suffix.lower() != ".png", r["name"], r["id"]))
-    for r in rows:
-        folder = f"{r['split']}/{r['type']}"
-        stem = Path(r["name"]).stem or "image"
-        name = f"{folder}/{stem}.png"
-        if name.lower() in taken:
-            ext = Path(r["name"]).suffix.lstrip(".").lower() or "x"
-            k, name = 1, f"{folder}/{stem}~{ext}.png"
-            while name.lower() in taken:
-                k += 1
-                name = f"{folder}/{stem}~{ext}{k}.png"
-        taken.add(name.lower())
-        out[r["id"]] = name
-    return out
+    """image id -> ``<split>/<type>/<stem>.png``, unique within the run: the input's name, and
+    for names that collide (``x.png`` beside ``x.jpg``) builders.naming's one rule (``x_png.png``)."""
+    rows = items[["id", "split", "type", "name"]].to_dict("records")
+    rels = [f"{r['split']}/{r['type']}/{r['name']}" for r in rows]
+    return {r["id"]: stem + ".png" for r, stem in zip(rows, unique_stems(rels))}
 
 
 def setup_metrics(names: list[str], weights_dir: Path, device: str) -> tuple[list[Metric], dict[str, str]]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from .naming import is_image
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def pair_source(rule: str, files: dict[str, Path]) -> PairingResult:
 
 def images_in(folder: Path, recursive: bool = False) -> list[Path]:
     it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(p for p in it if p.is_file() and is_image(p))
 
 
 def find_dirs(root: Path, name: str) -> list[Path]:
