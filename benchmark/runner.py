@@ -19,7 +19,6 @@ holds it for all ranks), so two runs on one ``--out`` never lose each other's ro
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 import threading
 import time
@@ -295,13 +294,6 @@ class _Job:
     values: dict = field(default_factory=dict)  # metric -> (value, skipped reason)
 
 
-def _check_output(method: Method, out, lq: np.ndarray, where: str) -> np.ndarray:
-    if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != lq.shape:
-        raise RuntimeError(f"method {method.name!r} returned {getattr(out, 'dtype', type(out))} "
-                           f"{getattr(out, 'shape', '')} for {where}; expected uint8 {lq.shape}")
-    return out
-
-
 class _Scorer:
     """Per-image metric values: numpy metrics in the worker threads, network metrics (and,
     with the torch backend, every metric) batched in the main thread on the device."""
@@ -347,11 +339,9 @@ class _MethodRun:
         self.scorer, self.store, self.pool = scorer, store, pool
         self.workers = workers
         self.progress = progress
-        # restore_batch whenever the method has one, even one image at a time: a diffusion
-        # method then seeds each image's noise from its id, whatever the batch it lands in.
-        fn = getattr(method, "restore_batch", None)
-        self.batched = callable(fn)
-        self.keys_ok = self.batched and "keys" in inspect.signature(fn).parameters
+        # Always restore_batch with the ids, even one image at a time: a diffusion method then
+        # seeds each image's noise from its id, whatever the batch it lands in.
+        self.batched = method.batched
         self.since_flush = 0
         self.last_flush = time.monotonic()
         # stage -> [seconds (summed over threads), images, megapixels]
@@ -439,15 +429,11 @@ class _MethodRun:
         m = self.method
         lqs = [j.lq for j in group]
         t0 = time.perf_counter()
-        if self.batched:
-            kwargs = {"keys": [j.row["id"] for j in group]} if self.keys_ok else {}
-            outs = m.restore_batch(lqs, [j.row["type"] for j in group], **kwargs)
-        else:
-            outs = [m.restore(lqs[0], group[0].row["type"])]
+        outs = m.restore_batch(lqs, [j.row["type"] for j in group], keys=[j.row["id"] for j in group])
         seconds = (time.perf_counter() - t0) / len(group)
         self._time("restore", t0, len(group), sum(j.lq.shape[0] * j.lq.shape[1] for j in group))
         for j, out in zip(group, outs):
-            j.output = _check_output(m, out, j.lq, str(self.cfg.dataset / j.row["lq_path"]))
+            j.output = m.check_output(out, j.lq, str(self.cfg.dataset / j.row["lq_path"]))
             j.fresh, j.seconds, j.batch = True, seconds, len(group)
 
     def record(self, job: _Job) -> None:

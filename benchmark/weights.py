@@ -192,7 +192,7 @@ def _size_text(size: int | None) -> str:
 
 def _method_entries(text: str) -> list[str]:
     """Weights entries (daclip.weights) that the named methods load: their own, plus DA-CLIP's."""
-    from daclip.methods import SPECS
+    from daclip.catalogue import SPECS
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if n not in SPECS]
@@ -200,8 +200,8 @@ def _method_entries(text: str) -> list[str]:
         raise UserError(f"--methods: unknown or weight-free method {', '.join(bad)}; methods with weights: {', '.join(SPECS)}")
     out = []
     for n in names:
-        spec = SPECS[n][0]
-        out += [spec.weights or n] + ([spec.daclip_weights] if getattr(spec, "uses_daclip", False) else [])
+        spec = SPECS[n].spec
+        out += [spec.weights or n] + ([spec.daclip_weights] if spec.uses_daclip else [])
     return list(dict.fromkeys(out))
 
 

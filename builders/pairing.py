@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .naming import is_image
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -39,20 +40,13 @@ class PairingResult:
 
 
 PairingRule = Callable[[dict[str, Path]], PairingResult]
-_RULES: dict[str, PairingRule] = {}
-
-
-def register_pairing(name: str):
-    def deco(fn: PairingRule) -> PairingRule:
-        _RULES[name] = fn
-        return fn
-
-    return deco
+PAIRING_RULES: Registry[PairingRule] = Registry("pairing rule")
+register_pairing = PAIRING_RULES.register
 
 
 def pair_source(rule: str, files: dict[str, Path]) -> PairingResult:
     """Run pairing rule ``rule`` on ``files`` (needed file name -> extracted folder or file)."""
-    return _RULES[rule](files)
+    return PAIRING_RULES.get(rule)(files)
 
 
 # --------------------------------------------------------------------------------------- helpers

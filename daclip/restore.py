@@ -208,8 +208,8 @@ class Restorer:
             if daclip and _conditioned_by_daclip(method):
                 options.setdefault("daclip_weights", daclip)
             self.method = create_method(method, **({"weights": weights} if weights else {}), **options)
-        conditioned = bool(getattr(getattr(self.method, "spec", None), "uses_daclip", False))
-        if getattr(self.method, "uses_task_label", False) and task is None and not daclip:
+        conditioned = self.method.uses_daclip
+        if self.method.uses_task_label and task is None and not daclip:
             raise UserError(f"method {self.method.name!r} is told the degradation type: give --task TYPE "
                             f"({', '.join(DEGRADATIONS)}) or --daclip WEIGHTS to predict it per image")
         from .registry import MethodUnavailable
@@ -256,17 +256,13 @@ class Restorer:
         probs = self.predict(img)
         degradation = max(probs, key=probs.get) if probs else None
         task = self.task or degradation or ""
-        out = self.method.restore(img, task)
-        if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != img.shape:
-            raise RuntimeError(f"method {self.name!r} returned {getattr(out, 'dtype', type(out))} "
-                               f"{getattr(out, 'shape', '')} for {label}; expected uint8 {img.shape}")
-        return Restored(out, degradation, probs)
+        return Restored(self.method.check_output(self.method.restore(img, task), img, label), degradation, probs)
 
 
 def _conditioned_by_daclip(name: str) -> bool:
-    from .methods import SPECS
+    from .catalogue import SPECS
 
-    return name in SPECS and SPECS[name][0].uses_daclip
+    return name in SPECS and SPECS[name].spec.uses_daclip
 
 
 def _load_classifier(path: str, model: str, device: str):
