@@ -14,6 +14,7 @@ from pathlib import Path
 from builders.errors import UserError, cli_entry
 from builders.options import parse_pair
 from builders.tasks import DEGRADATIONS, parse_tasks
+from daclip.precision import choices as precision_choices, parse_precision
 
 DEFAULT_OUT = Path("results")
 
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
                    help="images of one size per restoring call of a method that batches (the neural ones); "
                    "default: 8 on a GPU, 1 on the CPU. Recorded in the results")
-    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
+    p.add_argument("--amp", default="none", choices=precision_choices(auto=False),
                    help="autocast dtype for every neural method not given its own METHOD:amp option "
                    "(part of each method's cache key; recorded in the results)")
     p.add_argument("--workers", type=int, default=0, metavar="N",
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RunConfig(dataset=dataset, out=args.out, methods=methods, tasks=tasks, metrics=metrics,
                     split=args.split, weights=cfg_weights, options=options, weights_dir=args.weights_dir,
                     device=device, limit=args.limit, progress=not args.quiet, batch_size=batch_size,
-                    amp=args.amp, workers=args.workers, metric_backend=args.metric_backend)
+                    amp=parse_precision(args.amp, "--amp", auto=False), workers=args.workers, metric_backend=args.metric_backend)
     with run_folder(args.out):  # one writer per run folder, from the first table to the report
         result = run_benchmark(cfg)
         if result is None:  # a torchrun rank other than 0: rank 0 writes the results

@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per generate call (default 128 on GPU, 8 on CPU)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: this rank's GPU, else CPU)")
-    p.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
+    p.add_argument("--dtype", default="auto", choices=DTYPES,
                    help="model precision (default auto: fp16 on GPU, fp32 on CPU)")
     p.add_argument("--workers", type=int, default=None,
                    help="DataLoader processes decoding images per rank (0: decode in the main "

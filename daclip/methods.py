@@ -50,11 +50,11 @@ from .inference import (
     tiled_apply,
     to_tensor,
 )
+from .precision import parse_precision, precision_dtype
 from .registry import Method, MethodUnavailable
 from .sde import SAMPLERS, IRSDE, SDEConfig, image_seed, make_generator
 from .weights import WeightsUnavailable, resolve_weights, weights_id
 
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "eager")
 GPU_TILE_BATCH = 8  # tiles x images per network call on a GPU when net_batch is 0
 
@@ -140,8 +140,8 @@ class MethodOptions:
                 raise UserError(f"option {key}={value!r}: expected {kind.__name__}") from None
         if values.get("daclip_amp", "auto") not in DACLIP_AMP:
             raise UserError(f"option daclip_amp={values['daclip_amp']!r}: choose from {', '.join(DACLIP_AMP)}")
-        if values.get("amp", "none") not in AMP_DTYPES:
-            raise UserError(f"option amp={values['amp']!r}: choose from {', '.join(AMP_DTYPES)}")
+        if "amp" in values:  # daclip.precision's names; "fp32" is "none"
+            values["amp"] = parse_precision(values["amp"], "option amp", auto=False)
         if values.get("compile", "none") not in COMPILE_MODES:
             raise UserError(f"option compile={values['compile']!r}: choose from {', '.join(COMPILE_MODES)}")
         if values.get("net_batch", 0) < 0:
@@ -271,7 +271,7 @@ class NetworkMethod(Method):
 
     # -- running ----------------------------------------------------------------------
     def _autocast(self):
-        dtype = AMP_DTYPES[self.opts.amp]
+        dtype = precision_dtype(self.opts.amp)
         if dtype is None:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)

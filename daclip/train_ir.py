@@ -36,11 +36,12 @@ from builders.options import parse_options
 from builders.tasks import parse_tasks
 
 from . import dist as dist_utils
-from .checkpoint import save_torch_atomic
 from .catalogue import SPECS
+from .checkpoint import save_torch_atomic
 from .families import Family
-from .psnr import psnr_from_mse
 from .inference import DaclipConditioner, resolve_daclip_amp
+from .precision import resolve_precision
+from .psnr import psnr_from_mse
 from .safe_load import load_checkpoint
 from .sde import make_generator
 
@@ -359,7 +360,7 @@ def _train(cfg: TrainConfig, progress: bool, resume: bool) -> dict:
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
-    use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+    use_amp = resolve_precision(cfg.amp, device, gpu="bf16") == "bf16"
 
     def amp_ctx():
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp)
@@ -464,8 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--ema-decay", type=float, default=0.995)
     p.add_argument("--ema-every", type=int, default=1, help="update the EMA every N steps")
-    p.add_argument("--amp", choices=["auto", "bf16", "none"], default="auto",
-                   help="bf16 autocast (auto: on GPU only)")
+    p.add_argument("--amp", choices=["auto", "none", "bf16", "fp32"], default="auto",
+                   help="bf16 autocast (auto: on GPU only; none or fp32: off)")
     p.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (0: off)")
     p.add_argument("--val-every", type=int, default=1000, help="validate every N steps (0: only at the end)")
     p.add_argument("--val-limit", type=int, default=5, help="val images per type")
