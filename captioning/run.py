@@ -103,11 +103,11 @@ def caption_dataset(opts: RunOptions) -> RunSummary:
     lock for the whole stage, so a build and captioning never rewrite the manifest at once: the
     second writer is refused with one error line naming the first.
     """
-    from builders.lock import FolderLock
+    from builders.lock import rank0_lock
 
-    if int(os.environ.get("RANK", "0")) != 0 or not opts.root.is_dir():
+    if not opts.root.is_dir():  # no folder to lock: the stage says so with one line
         return _caption_dataset(opts)
-    with FolderLock(opts.root, "dataset root"):
+    with rank0_lock(opts.root, "dataset root"):
         return _caption_dataset(opts)
 
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_text
-from builders.lock import FolderLock
+from builders.lock import rank0_lock
 from builders.tasks import DEGRADATIONS
 
 from .checkpoint import load_state_dict_strict, save_daclip
@@ -278,7 +278,7 @@ def main(argv=None) -> int:
     # The writing rank holds the output folder's lock: a second training into it stops with one
     # line instead of overwriting its checkpoints.
     try:
-        with FolderLock(cfg.out, "training output folder") if info.is_main else contextlib.nullcontext():
+        with rank0_lock(cfg.out, "training output folder"):
             return _train(cfg, info)
     finally:
         cleanup()

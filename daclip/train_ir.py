@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_text, read_image
-from builders.lock import FolderLock
+from builders.lock import rank0_lock
 from builders.options import parse_options
 from builders.tasks import parse_tasks
 
@@ -292,9 +291,7 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> dict
     The writing rank (rank 0, the only one that writes OUT) holds OUT's writer lock, so a second
     training into the same folder stops with one line instead of overwriting its checkpoints.
     """
-    if int(os.environ.get("RANK", "0")) != 0:
-        return _train(cfg, progress, resume)
-    with FolderLock(cfg.out, "training output folder"):
+    with rank0_lock(cfg.out, "training output folder"):
         return _train(cfg, progress, resume)
 
 
