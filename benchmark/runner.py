@@ -37,7 +37,7 @@ from builders.errors import UserError
 from builders.io import atomic_write_bytes, encode_png, is_plain_png, read_image, sha256_bytes
 from builders.naming import unique_stems
 from builders.lock import FolderLock
-from builders.manifest import read_manifest
+from builders.manifest import read_manifest, select
 from builders.tasks import DEGRADATIONS
 
 from daclip.device import check_device
@@ -95,20 +95,13 @@ def select_items(cfg: RunConfig) -> pd.DataFrame:
     if cfg.tasks is None:
         present = set(df.loc[df["split"] == cfg.split, "type"])
         cfg.tasks = [t for t in DEGRADATIONS if t in present]
-    df = df[(df["split"] == cfg.split) & (df["type"].isin(cfg.tasks))]
+    df = select(cfg.dataset, cfg.split, cfg.tasks, manifest=df)
     missing = [t for t in cfg.tasks if t not in set(df["type"])]
     if missing:
         raise UserError(f"dataset {cfg.dataset} has no {cfg.split} images of type {', '.join(missing)}")
-    dup = sorted(set(df["id"][df["id"].duplicated()]))
-    if dup:
-        raise UserError(f"dataset {cfg.dataset}: the manifest lists image id {dup[0]!r} twice")
     df = df.sort_values(["type", "name"], kind="stable")
     if cfg.limit:
         df = df.groupby("type", sort=False).head(cfg.limit)
-    for col in ("lq_path", "gt_path"):
-        absent = [p for p in df[col] if not (cfg.dataset / p).is_file()]
-        if absent:
-            raise UserError(f"{len(absent)} image(s) listed in the manifest are missing, e.g. {cfg.dataset / absent[0]}")
     return df.reset_index(drop=True)
 
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from builders.errors import UserError
 from builders.io import read_image
-from builders.manifest import read_manifest
+from builders.manifest import select
 from builders.tasks import DEGRADATIONS
 
 from .model import OPENAI_MEAN, OPENAI_STD
@@ -79,8 +79,7 @@ def items_from_manifest(root: str | Path, split: str, captions: str = "auto") ->
     must exist) or a CSV path.
     """
     root = Path(root)
-    df = read_manifest(root)
-    df = df[df["split"] == split]
+    df = select(root, split)
     if df.empty:
         raise UserError(f"{root}: the manifest has no rows for split {split!r}")
     by_path: dict[Path, str] = {}

@@ -22,7 +22,7 @@ import torch
 
 from builders.errors import UserError, cli_entry
 from builders.io import read_image
-from builders.manifest import read_manifest
+from builders.manifest import select
 
 from .checkpoint import load_daclip, save_torch_atomic
 from .dist import default_device
@@ -122,9 +122,7 @@ def compute_embeddings(model: DaCLIP, root: str | Path, *, splits: Sequence[str]
     root = Path(root)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
-    df = read_manifest(root)
-    if splits:
-        df = df[df["split"].isin(list(splits))]
+    df = select(root, splits or None)
     fingerprint = model_fingerprint(model)
     path = embeddings_path(root, fingerprint)
     table = load_embeddings(path) if path.is_file() else None

@@ -25,7 +25,7 @@ import torch
 
 from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_bytes, atomic_write_text
-from builders.manifest import read_manifest
+from builders.manifest import select
 from builders.tasks import DEGRADATIONS
 
 from .dist import default_device
@@ -77,9 +77,7 @@ def predict(model: DaCLIP, root: Path, relpaths: list[str], *, batch_size: int =
 def evaluate_dataset(model: DaCLIP, root: str | Path, split: str = "val", *, batch_size: int = 64,
                      amp_dtype: torch.dtype | None = None, progress: bool = True) -> tuple[dict, pd.DataFrame]:
     root = Path(root)
-    df = read_manifest(root)
-    if split != "all":
-        df = df[df["split"] == split]
+    df = select(root, split)
     if df.empty:
         raise UserError(f"{root}: no images in split {split!r}")
     df = df.sort_values("id").reset_index(drop=True)

@@ -51,10 +51,9 @@ TINY_DACLIP_CFG = Path(__file__).with_name("configs") / "tiny.yaml"
 
 def load_pairs(root: Path, split: str, tasks: list[str]) -> list[tuple[str, Path, Path]]:
     """(type, LQ path, GT path) of a split, from the manifest."""
-    from builders.manifest import read_manifest
+    from builders.manifest import select
 
-    df = read_manifest(root)
-    df = df[(df["split"] == split) & (df["type"].isin(tasks))].sort_values(["type", "name"])
+    df = select(root, split, tasks).sort_values(["type", "name"])
     return [(r.type, root / r.lq_path, root / r.gt_path) for r in df.itertuples()]
 
 
