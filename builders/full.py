@@ -35,12 +35,12 @@ from .layout import item_id, pair_relpaths
 from .lock import FolderLock
 from .naming import is_image, unique_stems
 from .pairing import SourcePair, pair_source
-from .sources import NeededFile, Recipe, all_recipes, preset_recipes, recipes_for
+from .sources import NeededFile, Recipe, preset_recipes, recipes_for
 from .sources.base import ARCHIVE_SUFFIXES
 from .synth import seed_for, synthesize
 from .synth.base import STORE_AWARE
 from .synth.inpaint import apply_mask
-from .tasks import DEGRADATIONS, SPLITS
+from .tasks import DEGRADATIONS, SPLITS, table1
 
 DEFAULT_ROOT = Path("datasets/universal")
 REPORT_NAME = "build_report.json"
@@ -512,11 +512,9 @@ def _save_report(root: Path, report: dict, outcomes: list[RecipeOutcome]) -> dic
 
 
 def paper_counts() -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for r in all_recipes():
-        for k, n in r.expected.items():
-            counts[k] = counts.get(k, 0) + n
-    return counts
+    """(type, split) -> the paper's count (Table 1: its #Test is what this build calls val)."""
+    t = table1()
+    return {(k, "train"): n for k, n in t["train"].items()} | {(k, "val"): n for k, n in t["test"].items()}
 
 
 def status_table(root: Path) -> str:

@@ -190,3 +190,21 @@ def test_benchmark_run_takes_webp_and_both_x(three_photos, tmp_path):
     assert sorted(Path(p).name for p in o) == ["x_jpg.png", "x_png.png", "y.png"]
     for name, img in imgs.items():  # identity: each output is its own input, none overwritten
         assert np.array_equal(read_image(run / o[f"val/noisy/{name.replace('.', '-')}"]), img)
+
+
+# -- Table 1, once -----------------------------------------------------------------------------
+
+def test_table1_is_stored_once_and_the_recipes_add_up_to_it():
+    from builders.full import paper_counts
+    from builders.sources import all_recipes, get_recipe
+    from builders.tasks import DEGRADATIONS, table1
+    from reports.paper import paper_data
+
+    assert "table1" not in paper_data()
+    summed: dict = {}
+    for r in all_recipes():
+        for k, n in r.expected.items():
+            summed[k] = summed.get(k, 0) + n
+    assert summed == paper_counts()
+    assert {t: n for (t, s), n in get_recipe("daclip-val").expected.items()} == table1()["test"]
+    assert sum(table1()["test"][t] for t in DEGRADATIONS) == 3490
