@@ -20,7 +20,7 @@ NEURAL = {
     "ours": "Ours (IR-SDE + DA-CLIP)", "irsde": "IR-SDE", "nafnet": "NAFNet",
     "nafnet-daclip": "NAFNet + DA-CLIP", "nafnet-degradation": "NAFNet + Degradation", "promptir": "PromptIR", "restormer": "Restormer", "airnet": "AirNet",
 }
-TINY_DACLIP = yaml.safe_load((Path(__file__).parents[1] / "daclip" / "configs" / "tiny.yaml").read_text())
+TINY_DACLIP = yaml.safe_load((Path(__file__).parents[2] / "daclip" / "configs" / "tiny.yaml").read_text())
 
 
 @pytest.fixture(autouse=True)

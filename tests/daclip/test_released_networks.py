@@ -21,8 +21,8 @@ import yaml
 from builders.errors import UserError
 from daclip.networks import build_network, load_network
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 TINY_DACLIP = yaml.safe_load((REPO / "daclip" / "configs" / "tiny.yaml").read_text())
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -22,7 +22,7 @@ from builders.io import read_image, save_image, sha256_file
 from builders.naming import IMAGE_SUFFIXES, unique_stems
 from builders.options import parse_options, parse_value
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

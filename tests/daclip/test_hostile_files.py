@@ -138,7 +138,7 @@ def test_weights_fetch_holds_the_folder_lock(tmp_path):
 
     from builders.lock import FolderLock
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     with FolderLock(tmp_path, "weights folder"):
         r = subprocess.run([sys.executable, "-m", "benchmark.weights", "fetch", "--weights-dir", str(tmp_path),

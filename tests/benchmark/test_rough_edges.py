@@ -13,7 +13,7 @@ import yaml
 
 from builders.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((REPO / "daclip" / "configs" / "tiny.yaml").read_text())
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -14,7 +14,7 @@ import torch
 from builders.io import save_image, sha256_file
 from daclip.train_ir import BalancedSampler, PairDataset, augment_pair, main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

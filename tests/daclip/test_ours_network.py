@@ -18,7 +18,7 @@ from daclip.networks import build_network, network_names
 from daclip.networks.loading import load_network
 from daclip.weights import WeightsEntry, WeightsUnavailable, parse_weights_overrides, resolve_weights
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -280,7 +280,7 @@ def test_weights_offline_and_overrides(tmp_path, monkeypatch):
 def test_bench_ours_smoke(tmp_path, capsys):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_ours", Path(__file__).parents[1] / "bench" / "bench_ours.py")
+    spec = importlib.util.spec_from_file_location("bench_ours", Path(__file__).parents[2] / "bench" / "bench_ours.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     assert bench.main(["--preset", "tiny", "--size", "24", "--steps", "2", "--batches", "1,2", "--device", "cpu",

@@ -21,7 +21,7 @@ from benchmark.run import main as bench_main
 from builders.io import save_image, sha256_file
 from builders.manifest import write_manifest
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 TINY_DACLIP = yaml.safe_load((ROOT / "daclip" / "configs" / "tiny.yaml").read_text())
 METRICS = ("psnr", "ssim", "psnr_y", "ssim_y")
 

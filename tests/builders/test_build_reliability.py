@@ -25,7 +25,7 @@ from builders import manifest as mf
 from builders.build import main
 from builders.io import read_image, sha256_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 SMALL = ["--train-per-type", "1", "--val-per-type", "1", "--crop", "32", "--quiet"]
 
