@@ -7,6 +7,13 @@ import pytest
 
 from builders.hub import OFFLINE_ENVS
 
+# Test modules of one folder use helpers of another (test_train_ir.make_train_set): every test
+# folder is importable, whatever order pytest collects them in.
+_TESTS = Path(__file__).resolve().parent
+for _folder in sorted(p for p in _TESTS.iterdir() if p.is_dir() and p.name not in ("fixtures", "__pycache__")):
+    if str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
+
 # Tests must never reach a hub; the code paths under test load local files only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -63,7 +63,7 @@ def standins(tmp_path_factory):
 
 @pytest.fixture()
 def small_set(tmp_path):
-    from test_methods_neural import make_dataset
+    from test_methods import make_dataset
 
     make_dataset(tmp_path / "data", types=("noisy",))
     return tmp_path / "data"
