@@ -69,6 +69,10 @@ class Method:
             raise RuntimeError(f"method {self.name!r} returned {getattr(out, 'dtype', type(out))} "
                                f"{getattr(out, 'shape', '')} for {where}; expected uint8 {lq.shape}")
         return out
+    def cannot_restore(self, task: str) -> str | None:
+        """Why this method has nothing to do for images of type ``task`` (the runners skip them
+        and say so), or None when it restores them."""
+        return None
 
 
 @dataclass(frozen=True)
