@@ -116,6 +116,7 @@ def default_metrics() -> list[str]:
 
 
 def _load_set_metrics() -> None:
+    from . import conventions  # noqa: F401  (registers each family's psnr-<name> / ssim-<name>)
     from . import set_metrics  # noqa: F401  (registers fid, kid; imports torch)
 
 

@@ -72,6 +72,9 @@ class RunConfig:
     #: Per-image metrics: "numpy" (float64 on the CPU, in the worker threads), "torch"
     #: (batched float64 on the device), "auto" (torch on a GPU, numpy otherwise).
     metric_backend: str = "auto"
+    #: Manifest type -> the word a type-aware method is told (a protocol's task -> its
+    #: degradation word, e.g. sots -> hazy); types not in it are passed as they are.
+    type_words: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,7 +97,8 @@ def select_items(cfg: RunConfig) -> pd.DataFrame:
         raise UserError(f"dataset {cfg.dataset} has no {cfg.split!r} split (has: {', '.join(sorted(set(df['split'])))})")
     if cfg.tasks is None:
         present = set(df.loc[df["split"] == cfg.split, "type"])
-        cfg.tasks = [t for t in DEGRADATIONS if t in present]
+        # The ten types in their canonical order, then any other type of the dataset by name.
+        cfg.tasks = [t for t in DEGRADATIONS if t in present] + sorted(present - set(DEGRADATIONS))
     df = df[(df["split"] == cfg.split) & (df["type"].isin(cfg.tasks))]
     missing = [t for t in cfg.tasks if t not in set(df["type"])]
     if missing:
@@ -331,7 +335,8 @@ class _Scorer:
         self.batch = GPU_METRIC_BATCH if str(device).startswith("cuda") else 1
 
     def in_thread(self, m: Metric) -> bool:
-        return not m.network and self.backend == "numpy"
+        # A metric with no batched torch form (a family's convention) is scored in the threads.
+        return not m.network and (self.backend == "numpy" or m.batch_fn is None)
 
     def score_in_thread(self, job: _Job) -> None:
         h, w = job.gt.shape[:2]
@@ -454,12 +459,13 @@ class _MethodRun:
     def restore(self, group: list[_Job]) -> None:
         m = self.method
         lqs = [j.lq for j in group]
+        words = [self.cfg.type_words.get(j.row["type"], j.row["type"]) for j in group]
         t0 = time.perf_counter()
         if self.batched:
             kwargs = {"keys": [j.row["id"] for j in group]} if self.keys_ok else {}
-            outs = m.restore_batch(lqs, [j.row["type"] for j in group], **kwargs)
+            outs = m.restore_batch(lqs, words, **kwargs)
         else:
-            outs = [m.restore(lqs[0], group[0].row["type"])]
+            outs = [m.restore(lqs[0], words[0])]
         seconds = (time.perf_counter() - t0) / len(group)
         self._time("restore", t0, len(group), sum(j.lq.shape[0] * j.lq.shape[1] for j in group))
         for j, out in zip(group, outs):
