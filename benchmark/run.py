@@ -129,6 +129,8 @@ def _tasks(text: str | None, protocol) -> list[str] | None:
 
 def _metrics(text: str | None, conventions: list[str] | None) -> list[str]:
     """--metrics, or with conventions: their PSNR and SSIM, then any --metrics named beside them."""
+    from .metrics import parse_metrics
+
     if conventions is None:
         return parse_metrics(text)
     from .conventions import get_convention
@@ -157,7 +159,6 @@ def resolve_dataset(text: str, quiet: bool) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .methods import method_specs, parse_methods
-    from .metrics import parse_metrics
 
     if args.list_methods:
         for name, spec in method_specs().items():
