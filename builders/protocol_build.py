@@ -71,6 +71,12 @@ def _sources(protocol: Protocol, with_train: bool) -> list[tuple[str, list[Proto
     return out
 
 
+def _recipe_names() -> set[str]:
+    from .sources import all_recipes, preset_recipes
+
+    return {r.name for r in all_recipes() + preset_recipes()}
+
+
 def _noise_jobs(protocol: Protocol, recipe: Recipe, tasks: list[ProtocolTask], pairs: list[SourcePair],
                 located: dict[str, Path], cfg: FullBuildConfig, noise: str, out: RecipeOutcome) -> list[Job]:
     pairs = sorted((p for p in pairs if p.split == "val"), key=lambda p: p.name)
@@ -137,9 +143,11 @@ def _job(protocol: Protocol, recipe: Recipe, task: str, p: SourcePair, lq: Path 
     expect = None if p.gt in set(located.values()) else recipe.member_digests.get(p.gt.name)
     params = {**dict(p.extra), **params, "protocol": protocol.name}
     params = {k: v for k, v in params.items() if v is not None and not k.startswith("noisy")}
+    crop = protocol.crop if p.split == "val" else 0  # the test geometry; training images stay whole
+    params["crop"] = crop
     return Job(task, p.split, f"{p.name}.png", str(p.gt), None if lq is None else str(lq), None, "real", None,
                f"{recipe.title}: {params.get('gt_source')}", recipe.licence, json.dumps(params, sort_keys=True),
-               expect, None, protocol.crop)
+               expect, None, crop)
 
 
 def _pair_jobs(protocol: Protocol, recipe: Recipe, tasks: list[ProtocolTask], pairs: list[SourcePair],
@@ -198,6 +206,9 @@ def build_protocol(protocol: Protocol, cfg: FullBuildConfig, noise: str = "seede
             "count_mismatch": [f"{t.name}: {found.get(t.name, 0)} test pairs, the protocol has {t.count}"
                                for t in protocol.tasks if found.get(t.name, 0) != t.count],
             "layouts": {o.name: o.layout for o in outcomes},
+            # Training sources the protocol names that have no recipe yet: download them by hand.
+            "train_without_recipe": [dict(t) for t in protocol.train if t["source"] not in _recipe_names()]
+            if with_train else [],
         }
         return _save_report(root, report, outcomes)
 
@@ -231,6 +242,8 @@ def run_protocol_cli(args, protocol: Protocol) -> int:
     errors = [f"{n}: {report['recipes'][n]['error']}" for n in names if report["recipes"][n].get("error")]
     if errors:
         raise UserError(f"{len(errors)} source(s) could not be built: " + " || ".join(errors))
+    for t in info["train_without_recipe"]:
+        print(f"not built: training source {t['source']} has no recipe" + (f" ({t['note']})" if t.get("note") else ""))
     for line in info["count_mismatch"]:
         print(f"warning: {line} (stated in {root / REPORT_NAME})", file=sys.stderr)
     n_failed = sum(len(report["recipes"][n]["failed"]) for n in names)

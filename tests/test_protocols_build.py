@@ -253,3 +253,17 @@ def test_bad_input_lines(tmp_path, capsys):
     assert _build(["--preset", "cdd11", "--from-dir", str(tmp_path / "empty"), "--root", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "CDD-11_test.zip or CDD-11_test/ or CDD-11/" in err[0] and "not found in" in err[0]
+
+
+def test_with_train_builds_known_training_sources(tmp_path, capsys):
+    fx.cdd11(tmp_path / "in" / "a", n=2)
+    train = fx.cdd11(tmp_path / "in" / "b", n=2, seed=9)
+    train.rename(tmp_path / "in" / "b" / "CDD-11_train")
+    assert _build(["--preset", "cdd11", "--with-train", "--from-dir", str(tmp_path / "in"), "--root", str(tmp_path / "o")]) == 1
+    df = read_manifest(tmp_path / "o")
+    assert (df["split"] == "train").sum() == 22 and (df["split"] == "val").sum() == 22
+    r = df[(df["split"] == "train") & (df["type"] == "low_haze")].iloc[0]
+    assert np.array_equal(fx.read(tmp_path / "o" / r["gt_path"]),
+                          fx.read(tmp_path / "in" / "b" / "CDD-11_train" / "clear" / r["name"]))
+    out = capsys.readouterr().out
+    assert "cdd11-train: 22 built" in out
