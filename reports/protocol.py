@@ -93,8 +93,8 @@ def protocol_markdown(summary: dict) -> str:
     for t in protocol_tables(summary):
         c = t["convention"]
         lines += [f"## PSNR / SSIM, {c['display']} convention (`{c['name']}`)", "",
-                  f"{c['reference']}; upstream scores: {c['output']}. Reported rows (italic) are compared with this "
-                  "run only under this convention.", "",
+                  (f"{c['reference']}; upstream scores: {c['output']}. Reported rows (italic) are compared with "
+                   "this run only under this convention."), "",
                   "| Method | " + " | ".join(t["columns"]) + " | Source |", "|---" * (len(t["columns"]) + 2) + "|"]
         for r in t["rows"]:
             label = f"*{r['label']}*" if r["kind"] == "reported" else r["label"]
