@@ -113,9 +113,10 @@ def _gauss11(x: np.ndarray) -> np.ndarray:
 
 
 def _ssim_sample_cov(x: np.ndarray, y: np.ndarray, filt, win: int) -> float:
-    """skimage's structural_similarity of two HxW float64 arrays in [0, 1] (data_range=1): the
-    window's sample covariance (n/(n-1)), the map's mean over the region ``win // 2`` in from
-    each side (skimage filters the whole image, then crops)."""
+    """skimage's structural_similarity of two HxWxC float64 arrays in [0, 1] (data_range=1,
+    channel_axis=-1): the window's sample covariance (n/(n-1)), each channel's map averaged
+    over the region ``win // 2`` in from each side (skimage filters the whole image, then
+    crops), then the mean over channels."""
     n = win * win
     cov_norm = n / (n - 1)
     ux, uy = filt(x), filt(y)
@@ -124,24 +125,26 @@ def _ssim_sample_cov(x: np.ndarray, y: np.ndarray, filt, win: int) -> float:
     vxy = cov_norm * (filt(x * y) - ux * uy)
     c1, c2 = K1**2, K2**2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    p = win // 2
-    return float(s[p:-p, p:-p].mean(dtype=np.float64))
+    return _channel_mean(s, win // 2)
 
 
-def _per_channel(fn, out: np.ndarray, gt: np.ndarray) -> float:
-    x, y = out.astype(np.float64) / 255.0, gt.astype(np.float64) / 255.0
-    return float(np.mean([fn(np.ascontiguousarray(x[..., c]), np.ascontiguousarray(y[..., c]))
-                          for c in range(out.shape[2])]))
+def _channel_mean(s: np.ndarray, p: int) -> float:
+    valid = s[p:-p, p:-p].reshape(-1, s.shape[2])
+    return float(np.mean([valid[:, c].mean(dtype=np.float64) for c in range(s.shape[2])]))
+
+
+def _unit(out: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return out.astype(np.float64) / 255.0, gt.astype(np.float64) / 255.0
 
 
 def ssim_uniform7(out: np.ndarray, gt: np.ndarray) -> float:
     """skimage structural_similarity(data_range=1, channel_axis=-1): 7x7 uniform window."""
-    return _per_channel(lambda x, y: _ssim_sample_cov(x, y, _box7, 7), out, gt)
+    return _ssim_sample_cov(*_unit(out, gt), _box7, 7)
 
 
 def ssim_gauss11_sample(out: np.ndarray, gt: np.ndarray) -> float:
     """skimage structural_similarity(data_range=1, gaussian_weights=True, channel_axis=-1)."""
-    return _per_channel(lambda x, y: _ssim_sample_cov(x, y, _gauss11, 11), out, gt)
+    return _ssim_sample_cov(*_unit(out, gt), _gauss11, 11)
 
 
 @lru_cache(maxsize=1)
@@ -173,15 +176,13 @@ def _ssim_valid(x: np.ndarray, y: np.ndarray, g: np.ndarray) -> float:
     vx, vy, vxy = filt(x * x) - ux * ux, filt(y * y) - uy * uy, filt(x * y) - ux * uy
     c1, c2 = K1**2, K2**2
     s = ((2 * ux * uy + c1) / (ux * ux + uy * uy + c1)) * ((2 * vxy + c2) / (vx + vy + c2))
-    p = len(g) // 2
-    return float(s[p:-p, p:-p].mean(dtype=np.float64))
+    return _channel_mean(s, len(g) // 2)
 
 
 def ssim_msssim(out: np.ndarray, gt: np.ndarray) -> float:
     """pytorch_msssim.ssim(data_range=1): 11x11 Gaussian (its float32 taps), population
     statistics, valid region, mean over channels."""
-    g = msssim_window()
-    return _per_channel(lambda x, y: _ssim_valid(x, y, g), out, gt)
+    return _ssim_valid(*_unit(out, gt), msssim_window())
 
 
 def ssim_basicsr_full(out: np.ndarray, gt: np.ndarray) -> float:
