@@ -159,8 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     protocol = _protocol_preset(args.preset)
     if protocol is not None:
-        if args.images or args.all or args.only or args.list or args.status or args.export_hf or args.index:
+        if args.images or args.all or args.only or args.status or args.export_hf or args.index:
             raise UserError(f"--preset {protocol.name} builds a protocol's test set; it takes no other mode")
+        if args.list:
+            from .full import list_json, list_text
+            from .protocol_build import protocol_recipes
+
+            recipes = protocol_recipes(protocol, args.with_train)
+            print(list_json(recipes) if args.json else list_text(recipes))
+            return 0
         from .protocol_build import run_protocol_cli
 
         return run_protocol_cli(args, protocol)

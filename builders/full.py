@@ -587,6 +587,8 @@ def list_text(recipes: list[Recipe]) -> str:
                 out.append(f"  file:    {f.name}{kind}  ({_known(f)})")
                 if f.expect:
                     out.append(f"           holds: {f.expect}")
+                if f.aliases:
+                    out.append(f"           also accepted below --from-dir: {', '.join(f.aliases)}")
             for c in f.candidates:
                 where = c.where.replace(Path(f.name).name, "<name>") if f.group else c.where
                 dead = "  [reported dead: tried last]" if c.dead else ""
@@ -629,7 +631,9 @@ def run_cli(args, recipes: list[Recipe] | None = None, default_root: Path = DEFA
 
     tasks = tuple(parse_tasks(args.only)) if args.only else DEGRADATIONS
     if recipes is None:
-        recipes = recipes_for(tasks) + ([] if args.only or not args.list else preset_recipes())
+        # The ten-type presets (daclip-val); a protocol's sources are listed by --preset NAME --list.
+        ten = [r for r in preset_recipes() if set(r.tasks) <= set(DEGRADATIONS)]
+        recipes = recipes_for(tasks) + ([] if args.only or not args.list else ten)
     if args.list:
         print(list_json(recipes) if args.json else list_text(recipes))
         return 0

@@ -71,6 +71,11 @@ def _sources(protocol: Protocol, with_train: bool) -> list[tuple[str, list[Proto
     return out
 
 
+def protocol_recipes(protocol: Protocol, with_train: bool = False) -> list[Recipe]:
+    """The recipes a protocol's build uses (for --list)."""
+    return [get_recipe(s) for s, _ in _sources(protocol, with_train)]
+
+
 def _recipe_names() -> set[str]:
     from .sources import all_recipes, preset_recipes
 

@@ -87,6 +87,7 @@ class NeededFile:
         return {"name": self.name, "kind": "folder" if self.folder else "file", "size": self.size,
                 "sha256": self.sha256, "md5": self.md5, **({"expect": self.expect} if self.expect else {}),
                 **({"group": self.group} if self.group else {}), **({"note": self.note} if self.note else {}),
+                **({"aliases": list(self.aliases)} if self.aliases else {}),
                 "candidates": [c.describe() for c in self.candidates]}
 
 
