@@ -89,7 +89,10 @@ def protocol_markdown(summary: dict) -> str:
              "- conventions: " + "; ".join(f"`{c['name']}` ({c['display']}{', the protocol’s own' if c['own'] else ''})"
                                            for c in info["conventions"]),
              f"- average: {info['average']}",
-             f"- reproduce: `{info['build_command']}` then `{info['command']}`", ""]
+             f"- reproduce: `{info['build_command']}` then `{info['command']}`"]
+    if info.get("reported_file"):
+        lines.append(f"- reported numbers: {info['reported_file']} (shown in the main report)")
+    lines.append("")
     for t in protocol_tables(summary):
         c = t["convention"]
         lines += [f"## PSNR / SSIM, {c['display']} convention (`{c['name']}`)", "",

@@ -118,6 +118,9 @@ def test_protocol_files_are_consistent():
         for r in p.reported:
             get_convention(r.convention)
     assert get_protocol("cdd11").task("low_haze_rain").word == "low_haze_rain"
+    from builders.sources.daclip_val import PAPER_VAL
+
+    assert get_protocol("daclip10").counts() == PAPER_VAL  # the ten-task set restated, same counts
     assert sum(t.count for t in get_protocol("5d").tasks) == 500 + 100 + 68 + 1111 + 15
     zoo = {r.toolkit for n in ("3d", "5d", "cdd11") for r in get_protocol(n).reported}
     assert {"adair", "moce-ir", "instructir", "onerestore", "maskdcpt-nafnet"} <= zoo
