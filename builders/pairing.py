@@ -431,10 +431,14 @@ def pair_celebahq(files: dict[str, Path]) -> PairingResult:
 
 # ------------------------------------------------------------ the 3D / 5D / CDD-11 test sets
 
-def _first_dir_with(root: Path, layouts: tuple[tuple[str, str], ...]) -> tuple[Path, str, str] | None:
-    """The shallowest folder holding both sub-folders of one of ``layouts`` (case-insensitive)."""
+def _first_dir_with(root: Path, layouts: tuple[tuple[str, str], ...],
+                    skip: Callable[[Path], bool] = lambda d: False) -> tuple[Path, str, str] | None:
+    """The shallowest folder holding both sub-folders of one of ``layouts`` (case-insensitive),
+    leaving out folders ``skip`` rejects."""
     best = None
     for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        if skip(d):
+            continue
         kids = {c.name.lower(): c for c in d.iterdir() if c.is_dir()} if d.is_dir() else {}
         for i, (lq, gt) in enumerate(layouts):
             if lq.lower() in kids and gt.lower() in kids:
@@ -452,9 +456,10 @@ def pair_sots(files: dict[str, Path]) -> PairingResult:
     from .sources.sots_outdoor import LAYOUTS
 
     res, root = PairingResult(), _one(files)
-    hit = _first_dir_with(root, LAYOUTS)
+    # RESIDE's SOTS zip holds indoor/ beside outdoor/: only outdoor is the protocol's set.
+    hit = _first_dir_with(root, LAYOUTS, skip=lambda d: "indoor" in (x.lower() for x in d.relative_to(root).parts))
     if hit is None:
-        _missing(res, root, " or ".join(f"{a}/ next to {b}/" for a, b in LAYOUTS))
+        _missing(res, root, " or ".join(f"{a}/ next to {b}/" for a, b in LAYOUTS) + " (outside indoor/)")
         return res
     d, lq_dir, gt_dir = hit
     hazy, gts = images_in(d / lq_dir), images_in(d / gt_dir)

@@ -83,6 +83,10 @@ def test_3d_complete_fixture_counts_pairs_and_crop(tmp_path, cbsd68_digests, cap
 @pytest.mark.parametrize("gt_folder", ["gt", "clear"])
 def test_sots_layouts_and_shared_gt(tmp_path, gt_folder):
     pairs = fx.sots(tmp_path / "in", n_gt=3, shared=1, gt_folder=gt_folder)
+    # RESIDE's zip also holds indoor/{hazy,gt}, sorting before outdoor/: never used.
+    indoor = fx.sots(tmp_path / "indoor-stage", n_gt=2, shared=0, seed=5)
+    (tmp_path / "indoor-stage" / "SOTS" / "outdoor").rename(tmp_path / "in" / "SOTS" / "indoor")
+    assert indoor
     p = get_protocol("3d")
     proto = replace(p, tasks=(p.task("sots"),))
     root = _build_api(proto, tmp_path)
