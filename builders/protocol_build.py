@@ -122,6 +122,7 @@ def _noise_jobs(protocol: Protocol, recipe: Recipe, tasks: list[ProtocolTask], p
                     raise UserError(f"--noise from-files: no noisy{int(t.sigma)}/{p.name}.png beside the clean images "
                                     "(the GitHub CBSD68 copy's CBSD68/noisy15, noisy25, noisy50 folders)")
                 lq_path, params["lq_source"] = Path(src), _label(Path(src), located)
+                params["lq_digest"] = _check_noisy(recipe, lq_path, int(t.sigma))
             else:
                 if noise == "upstream":
                     lq = lqs[t.name][k]
@@ -134,6 +135,20 @@ def _noise_jobs(protocol: Protocol, recipe: Recipe, tasks: list[ProtocolTask], p
                 save_image(lq_path, lq)
             jobs.append(_job(protocol, recipe, t.name, p, lq_path, params, located))
     return jobs
+
+
+def _check_noisy(recipe: Recipe, path: Path, sigma: int) -> str:
+    """A pre-noised file against its published digest: "published" when it matches, "not
+    published" when none is known; a mismatch stops the build of the source."""
+    from .io import sha256_file
+
+    want = recipe.member_digests.get(f"noisy{sigma}/{path.name}")
+    if want is None:
+        return "not published"
+    have = sha256_file(path)
+    if have != want[1]:
+        raise UserError(f"--noise from-files: {path} has sha256 {have}, not the published {want[1]}")
+    return "published"
 
 
 def _digest_bad(recipe: Recipe, path: Path) -> bool:

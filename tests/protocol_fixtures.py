@@ -85,7 +85,8 @@ def cbsd68(base: Path, n: int = 68, noisy: tuple[int, ...] = (), seed: int = 2) 
         p = save(folder / "original_png" / f"{k:04d}.png", img(rng))
         digests[p.name] = (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
         for s in noisy:
-            save(folder / f"noisy{s}" / f"{k:04d}.png", img(rng))
+            q = save(folder / f"noisy{s}" / f"{k:04d}.png", img(rng))
+            digests[f"noisy{s}/{q.name}"] = (q.stat().st_size, hashlib.sha256(q.read_bytes()).hexdigest())
     return digests
 
 

@@ -230,13 +230,21 @@ def test_upstream_noise_refuses_a_subset(tmp_path, cbsd68_digests, capsys):
 
 
 def test_noise_from_files(tmp_path, cbsd68_digests):
-    cbsd68_digests(fx.cbsd68(tmp_path / "in", n=4, noisy=(15, 25, 50)))
+    digests = fx.cbsd68(tmp_path / "in", n=4, noisy=(15, 25, 50))
+    cbsd68_digests(digests)
     p = get_protocol("3d")
-    root = _build_api(replace(p, tasks=tuple(t for t in p.tasks if t.sigma)), tmp_path, noise="from-files")
+    proto = replace(p, tasks=tuple(t for t in p.tasks if t.sigma))
+    root = _build_api(proto, tmp_path, noise="from-files")
     for r in _rows(root, "cbsd68_sigma50"):
         src = tmp_path / "in" / "CBSD68-dataset" / "CBSD68" / "noisy50" / r["name"]
         assert np.array_equal(fx.read(root / r["lq_path"]), centre_crop(fx.read(src), 16))
-        assert json.loads(r["parameters"])["noise"] == "from-files"
+        params = json.loads(r["parameters"])
+        assert params["noise"] == "from-files" and params["lq_digest"] == "published"
+    # A pre-noised file that is not the published one stops CBSD68.
+    cbsd68_digests({**digests, "noisy25/0002.png": (1, "e" * 64)})
+    rep = _build_api(proto, tmp_path, noise="from-files", out="bad")
+    err = json.loads((rep / "build_report.json").read_text())["recipes"]["cbsd68-test"]["error"]
+    assert "noisy25/0002.png has sha256" in err and "e" * 64 in err
 
 
 def test_clean_digest_mismatch_is_a_failing_pair(tmp_path, cbsd68_digests):

@@ -14,13 +14,14 @@ from .base import NeededFile, Recipe, hf, published, register_recipe, url
 
 
 def _member_digests() -> dict[str, tuple[int, str]]:
-    """(size, sha256) by file name of the clean images (original_png/*.png and original/*.jpg)."""
+    """(size, sha256) of the clean images by file name (original_png/*.png, original/*.jpg), and
+    of the pre-noised ones as ``noisyNN/<name>`` (their names repeat original_png's)."""
     out = {}
     with open(Path(__file__).with_name("cbsd68_files.tsv"), newline="") as fh:
         for r in csv.DictReader((line for line in fh if not line.startswith("#")), delimiter="\t"):
             folder, name = r["path"].split("/")[-2:]
-            if folder in ("original_png", "original"):
-                out[name] = (int(r["size_bytes"]), r["sha256"])
+            key = name if folder in ("original_png", "original") else f"{folder}/{name}"
+            out[key] = (int(r["size_bytes"]), r["sha256"])
     return out
 
 
