@@ -22,7 +22,7 @@ from urllib.parse import quote, urljoin
 from tqdm import tqdm
 
 from .errors import UserError
-from .io import atomic_write_text
+from .io import atomic_write_text, sha256_file
 from .sources.base import ARCHIVE_SUFFIXES, Candidate, NeededFile
 
 DRIVE_URL = "https://drive.usercontent.google.com/download"
@@ -437,18 +437,12 @@ def _from_dir(f: NeededFile, cfg: DownloadConfig) -> Fetched:
                 f"{f.name}/ (a folder) or {f.archive_name}" if f.folder else f.name)
         raise UserError(f"--from-dir: {what} not found in {base}" + (f" (expected: {f.expect})" if f.expect else ""))
     try:
-        digest = verify(path, f) if path.name == f.archive_name else _alias_digest(path, f)
+        # Published sizes and digests are those of f.archive_name; a copy under another accepted
+        # name need not be that file, so only its sha256 is measured (and reported).
+        digest = verify(path, f) if path.name == f.archive_name else sha256_file(path)
     except DownloadError as exc:
         raise UserError(f"--from-dir: {path} failed verification: {exc}; replace it with a good copy") from None
     return Fetched(path, digest, path.stat().st_size, "from-dir")
-
-
-def _alias_digest(path: Path, f: NeededFile) -> str:
-    """An archive under another accepted name: its published size and digests are those of
-    ``f.archive_name``, which it need not be, so only its sha256 is measured (and reported)."""
-    from .io import sha256_file
-
-    return sha256_file(path)
 
 
 def _cached(f: NeededFile, cfg: DownloadConfig) -> Fetched | None:

@@ -166,9 +166,13 @@ def convert(job: Job, root: str, row: dict | None, force: bool) -> dict:
         return {"status": "failed", "id": job.id, "problem": {
             "id": job.id, "kind": "digest-mismatch", "lq": job.lq, "gt": job.gt, "detail": bad}}
     try:
-        gt = centre_crop(read_image(job.gt), job.crop)
+        whole = read_image(job.gt)
+        gt = centre_crop(whole, job.crop)
+        cropped = gt.shape != whole.shape
         if job.lq_kind == "real":
-            lq = centre_crop(read_image(job.lq), job.crop)
+            whole = read_image(job.lq)
+            lq = centre_crop(whole, job.crop)
+            cropped = cropped or lq.shape != whole.shape
             if lq.shape != gt.shape:
                 return {"status": "failed", "id": job.id, "problem": {
                     "id": job.id, "kind": "size-mismatch", "lq": job.lq, "gt": job.gt,
@@ -184,8 +188,8 @@ def convert(job: Job, root: str, row: dict | None, force: bool) -> dict:
             "id": job.id, "kind": "unreadable", "lq": job.lq, "gt": job.gt, "detail": str(exc)}}
     lq_rel, gt_rel = pair_relpaths(job.split, job.task, job.name)
     # A file is copied as it is only when nothing was cropped from it.
-    gt_bytes = _write(root / gt_rel, gt, None if job.crop > 1 else job.gt)
-    lq_bytes = _write(root / lq_rel, lq, job.lq if job.lq_kind == "real" and job.crop <= 1 else None)
+    gt_bytes = _write(root / gt_rel, gt, None if cropped else job.gt)
+    lq_bytes = _write(root / lq_rel, lq, job.lq if job.lq_kind == "real" and not cropped else None)
     return {"status": "built", "id": job.id, "row": {
         "id": job.id, "type": job.task, "split": job.split, "name": job.name,
         "lq_path": lq_rel, "gt_path": gt_rel, "source": job.origin, "licence": job.licence,
