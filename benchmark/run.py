@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from builders.errors import UserError, cli_entry
-from builders.tasks import DEGRADATIONS, parse_tasks
+from builders.tasks import DEGRADATIONS
 
 DEFAULT_OUT = Path("results")
 
@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run restoration methods over a built dataset, score them per image and per "
         "degradation type, store results (parquet, JSON) and render an HTML report. Re-running "
         "computes only what is missing.",
-        epilog="Degradation types: " + ", ".join(DEGRADATIONS),
+        epilog="Degradation types: the dataset's own (its manifest's vocabulary); the DA-CLIP sets: "
+        + ", ".join(DEGRADATIONS),
     )
     p.add_argument("--dataset", default=None,
                    help="'mini' (built into datasets/mini if missing; the default) or the root of any built dataset "
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "default with --protocol: its own and basicsr (the unified one)")
     p.add_argument("--methods", help="comma-separated method names, 'all', or 'default' "
                    "(every method that needs no downloaded weights). --list-methods shows them")
-    p.add_argument("--tasks", help="comma-separated degradation types (default: every type the dataset's split has)")
+    p.add_argument("--tasks", help="comma-separated types of the dataset's vocabulary (default: every type its "
+                   "split has)")
     p.add_argument("--metrics", help="comma-separated metrics (psnr, ssim, psnr_y, ssim_y, lpips, fid, kid), "
                    "'all', or 'default' (psnr,ssim,lpips,fid); metrics whose weights are missing are "
                    "reported unavailable")
@@ -116,7 +118,8 @@ def _conventions(text: str | None, protocol) -> list[str]:
 
 def _tasks(text: str | None, protocol) -> list[str] | None:
     if protocol is None:
-        return parse_tasks(text) if text else None
+        # checked against the dataset's vocabulary when it is read
+        return [t.strip() for t in text.split(",") if t.strip()] if text and text.strip() != "all" else None
     if not text:
         return protocol.task_names
     wanted = [t.strip() for t in text.split(",") if t.strip()]

@@ -39,6 +39,7 @@ from .pairing import SourcePair, pair_source
 from .protocols import Protocol, ProtocolTask
 from .sources import Recipe, get_recipe
 from .synth import seed_for
+from .vocabulary import Vocabulary
 
 NOISE_MODES = ("seeded", "upstream", "from-files")
 NOISE_DIR = ".noise"  # staged noisy LQ under the root, one folder per mode and task
@@ -193,6 +194,9 @@ def build_protocol(protocol: Protocol, cfg: FullBuildConfig, noise: str = "seede
         dl = cfg.download or DownloadConfig(cache_dir=root / ".downloads", progress=cfg.progress, force=cfg.force)
         report = read_report(root)
         outcomes: list[RecipeOutcome] = []
+        if not mf.manifest_path(root).exists():
+            # The dataset's vocabulary is the protocol's tasks, in its order (tables follow it).
+            mf.write_manifest(root, [], vocabulary=Vocabulary.of(protocol.task_names))
         manifest = mf.read_manifest(root, required=False)
         found: Counter = Counter()
         for source, tasks in _sources(protocol, with_train):
@@ -218,8 +222,6 @@ def build_protocol(protocol: Protocol, cfg: FullBuildConfig, noise: str = "seede
             built = {j.id for j in jobs} - {f["id"] for f in out.failed}
             found.update(j.task for j in jobs if j.split == "val" and j.id in built)
             _save_report(root, report, outcomes)
-        if manifest.empty and not mf.manifest_path(root).exists():
-            mf.write_manifest(root, [])
         report["protocol"] = {
             "name": protocol.name, "title": protocol.title, "noise": noise, "crop": protocol.crop,
             "convention": protocol.convention, "expected": protocol.counts(), "found": dict(found),
