@@ -68,7 +68,7 @@ def main() -> None:
         t0 = time.perf_counter()
         digests = make_sources(work / "src")
         print(f"sources written: {time.perf_counter() - t0:.1f} s")
-        base._RECIPES["cbsd68-test"] = replace(base._RECIPES["cbsd68-test"], member_digests=digests)
+        base.RECIPES._entries["cbsd68-test"] = replace(base.RECIPES.get("cbsd68-test"), member_digests=digests)
         root = None
         for w in [int(x) for x in args.workers.split(",")]:
             root = work / f"3d-w{w}"

@@ -28,13 +28,14 @@ differ from it by the quantisation alone; ``output`` records what upstream does.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from builders.errors import UserError
+from builders.registry import Registry
+from daclip.psnr import psnr_from_mse
 
 from .metrics import Metric, _cv2, gaussian_window_1d, register_metric, ssim_np
 
@@ -56,41 +57,35 @@ class Convention:
         return [self.psnr, self.ssim]
 
 
-_CONVENTIONS: dict[str, Convention] = {}
+CONVENTIONS: Registry[Convention] = Registry("metric convention")
 
 
 def register_convention(c: Convention) -> Convention:
-    if c.name in _CONVENTIONS:
-        raise KeyError(f"convention {c.name!r} registered twice")
-    _CONVENTIONS[c.name] = c
-    return c
+    return CONVENTIONS.add(c.name, c)
 
 
 def get_convention(name: str) -> Convention:
-    try:
-        return _CONVENTIONS[name]
-    except KeyError:
-        raise UserError(f"unknown metric convention {name!r}; choose from: {', '.join(_CONVENTIONS)}") from None
+    return CONVENTIONS.get(name)
 
 
 def convention_names() -> list[str]:
-    return list(_CONVENTIONS)
+    return CONVENTIONS.names()
 
 
 def convention_of_metric(metric: str) -> Convention | None:
-    return next((c for c in _CONVENTIONS.values() if metric in c.metrics), None)
+    return next((c for _, c in CONVENTIONS.items() if metric in c.metrics), None)
 
 
 # ---------------------------------------------------------------- formulas (float64, numpy/OpenCV)
 
 
 def psnr_unit(out: np.ndarray, gt: np.ndarray) -> float:
-    """skimage's PSNR with data_range=1 on image / 255, full image; from the exact integer sum of
-    squared differences (the float64 mean skimage takes, without its rounding)."""
+    """skimage's PSNR with data_range=1 on image / 255, full image: the toolkit's one PSNR
+    formula on the exact integer sum of squared differences (10 log10(1 / mse) on [0, 1] equals
+    10 log10(255^2 / mse) on 0..255)."""
     d = out.astype(np.int32) - gt
     sse = int(np.einsum("ijk,ijk->", d, d, dtype=np.int64))
-    mse = sse / d.size / 255.0**2
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
+    return psnr_from_mse(sse / d.size)
 
 
 def _box7(x: np.ndarray) -> np.ndarray:
