@@ -425,3 +425,17 @@ def test_report_marks_release_and_blind_or_instructed(tmp_path):
     ada = next(v for k, v in rows.items() if k.startswith("AdaIR"))
     assert '<span class="tag">instructed</span>' in iir and "im_instructir-7d.pt (7d)" in iir
     assert '<span class="tag">blind</span>' in ada and "adair3d.ckpt (3d)" in ada
+
+
+def test_benchmark_protocol_picks_each_release_or_skips(tmp_path, monkeypatch):
+    from benchmark.run import protocol_releases
+    from daclip.registry import MethodUnavailable, method_spec
+
+    opts = protocol_releases("5d", ["classical", "adair", "instructir", "moce-ir", "promptir"],
+                             {"moce-ir": {"release": "cdd11"}}, {"promptir": "mine.ckpt"})
+    # adair's and instructir's release for 5d; an explicit release and --weights win
+    assert opts == {"adair": {"release": "5d"}, "instructir": {"release": "5d"}, "moce-ir": {"release": "cdd11"}}
+    monkeypatch.setenv("DACLIP_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("DACLIP_OFFLINE", "1")
+    with pytest.raises(MethodUnavailable, match=r"instructir: no release for protocol '5d' \(releases: 7d\)"):
+        method_spec("instructir").factory(**opts["instructir"]).prepare("cpu")
