@@ -161,11 +161,12 @@ class AdapterLayer(nn.Module):
         outs = []
         for i in range(x.shape[0]):  # each image through its own top-k experts
             xi, si = x[i:i + 1], shared[i:i + 1]
-            acc = None
-            for j in range(indices.shape[1]):
-                y = values[i, j] * self.experts[int(indices[i, j])](xi, si)
-                acc = y if acc is None else acc + y
-            outs.append(acc)
+            # Stacked, weighted and summed over k as upstream: the stack copies the expert output
+            # (channels-last strided after the FFT branch's LayerNorm) to a contiguous one. Left
+            # strided, the layout carries on to the cross attention, whose normalise over h*w
+            # then sums in another order (1.7e-5 off upstream at the full-size output).
+            y = torch.stack([self.experts[int(e)](xi, si) for e in indices[i]], dim=1)
+            outs.append((values[i:i + 1, :, None, None, None] * y).sum(dim=1))
         return self.proj_out(torch.cat(outs))
 
 
