@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from builders.errors import UserError, cli_entry
+from builders.io import add_pixel_limit_option, pixel_limit
 from builders.tasks import DEGRADATIONS, parse_tasks
 
 DEFAULT_OUT = Path("results")
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric-backend", default="auto", choices=["auto", "numpy", "torch"],
                    help="per-image PSNR/SSIM: numpy (float64, CPU threads), torch (batched float64 on --device), "
                    "auto (torch on a GPU); the values agree to 1e-9")
+    add_pixel_limit_option(p)
     p.add_argument("--limit", type=int, help="at most this many images per type (quick looks)")
     p.add_argument("--degradation-eval", type=Path, metavar="FILE",
                    help="DA-CLIP classification results for the report: the degradation_eval.json of "
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RunConfig(dataset=dataset, out=args.out, methods=methods, tasks=tasks, metrics=metrics,
                     split=args.split, weights=cfg_weights, options=options, weights_dir=args.weights_dir,
                     device=device, limit=args.limit, progress=not args.quiet, batch_size=batch_size,
-                    amp=args.amp, workers=args.workers, metric_backend=args.metric_backend)
+                    amp=args.amp, workers=args.workers, metric_backend=args.metric_backend,
+                    max_pixels=pixel_limit(args.max_megapixels))
     with run_folder(args.out):  # one writer per run folder, from the first table to the report
         result = run_benchmark(cfg)
         if result is None:  # a torchrun rank other than 0: rank 0 writes the results

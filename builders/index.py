@@ -13,6 +13,7 @@ files without a partner are listed in the report and left out.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -37,6 +38,38 @@ def _size(path: Path) -> tuple[int, int] | str:
         return f"cannot read: {exc}"
 
 
+def _inside(root: Path, path: Path) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _links(root: Path, max_depth: int = 6) -> list[dict]:
+    """Every symlink under ``root`` (not followed while looking): path, target and what --index
+    does with it. Symlinked folders are not searched for type folders (a link could make the
+    walk loop or leave DIR); LQ/GT files and folders that are links are used when they resolve
+    inside DIR and refused otherwise (set when the pairs are checked)."""
+    found = []
+    base = len(root.parts)
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+        for n in sorted(dirnames + filenames):
+            p = d / n
+            if not p.is_symlink():
+                continue
+            target = os.path.realpath(p)
+            if not _inside(root, p):
+                action = "refused: resolves outside the root"
+            elif p.is_dir() and n not in ("LQ", "GT"):
+                action = "skipped: a symlinked folder is not searched"
+            else:
+                action = "used: resolves inside the root"
+            found.append({"path": str(p), "target": target, "action": action})
+        if len(d.parts) - base >= max_depth:
+            dirnames[:] = []
+    return found
+
+
 def index_folder(root: str | Path, *, force: bool = False) -> str:
     """Index ``root`` in place; returns a one-paragraph summary. UserError when refused."""
     root = Path(root)
@@ -56,6 +89,7 @@ def _index_locked(root: Path, force: bool) -> str:
     if not found:
         raise UserError(f"--index {root}: no <split>/<type>/{{LQ,GT}} or <type>/{{LQ,GT}} folders found (type: one "
                         "of the ten degradation words, e.g. val/noisy/LQ and val/noisy/GT)")
+    links = _links(root)
     res = PairingResult()
     layout = []
     for d, split_dir, task in found:
@@ -70,6 +104,15 @@ def _index_locked(root: Path, force: bool) -> str:
             res.problems.append({"kind": "duplicate-name", "file": str(p.lq), "detail": f"same id {pid} as {seen[pid]}"})
             continue
         seen[pid] = p.lq
+        outside = [f for f in (p.lq, p.gt) if not _inside(root, f)]
+        if outside:  # a link out of DIR: its file would be read, and published with the results
+            for f in outside:
+                if not any(entry["path"] == str(f) or str(f).startswith(entry["path"] + os.sep) for entry in links):
+                    links.append({"path": str(f), "target": os.path.realpath(f), "action": "refused"})
+                for entry in links:
+                    if entry["path"] == str(f) or str(f).startswith(entry["path"] + os.sep):
+                        entry["action"] = "refused: resolves outside the root; the pair is left out"
+            continue
         lq_size, gt_size = _size(p.lq), _size(p.gt)
         if isinstance(lq_size, str) or isinstance(gt_size, str):
             refused.append({"id": pid, "kind": "unreadable", "lq": str(p.lq), "gt": str(p.gt),
@@ -87,7 +130,7 @@ def _index_locked(root: Path, force: bool) -> str:
                      "sha256": sha256_file(p.lq), "gt_sha256": sha256_file(p.gt)})
     counts = Counter(f"{r['split']}/{r['type']}" for r in rows)
     report = {"root": str(root), "layout": layout, "pairs": len(rows), "refused": refused,
-              "unpaired": res.problems, "counts": dict(sorted(counts.items()))}
+              "unpaired": res.problems, "counts": dict(sorted(counts.items())), "links": links}
     atomic_write_text(root / REPORT_NAME, json.dumps(report, indent=1, sort_keys=True))
     if refused:
         first = refused[0]
@@ -99,6 +142,8 @@ def _index_locked(root: Path, force: bool) -> str:
     mf.write_manifest(root, rows)
     lines = [f"{root}: indexed {len(rows)} pairs in place ({', '.join(f'{k} {v}' for k, v in report['counts'].items())}); "
              f"manifest {mf.manifest_path(root)}"]
+    for entry in links:  # every symlink met, and what was done with it
+        lines.append(f"  link {entry['path']} -> {entry['target']}: {entry['action']}")
     if res.problems:
         lines.append(f"  {len(res.problems)} files without a partner were left out (see {root / REPORT_NAME}), e.g. "
                      f"{res.problems[0]['file']}: {res.problems[0]['detail']}")
