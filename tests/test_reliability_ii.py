@@ -296,3 +296,58 @@ def test_classical_streams_large_images_in_tiles_with_the_whole_image_result(mon
     for task in ("hazy", "jpeg-compressed", "uncompleted"):  # global or iterative: a close approximation
         out = classical.Classical().restore(img, task)
         assert out.shape == img.shape and out.dtype == np.uint8
+
+
+# ------------------------------------------------------------------ 3. networks stream large images
+
+
+def _tiny_nafnet(path: Path) -> str:
+    import torch
+
+    from daclip.networks import build_network
+
+    torch.manual_seed(0)
+    torch.save(build_network("nafnet", preset="tiny").state_dict(), path)
+    Path(str(path) + ".json").write_text(json.dumps({"network": "nafnet", "config": {"preset": "tiny"}}))
+    return str(path)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_nafnet_streams_rows_of_tiles_with_the_pixels_of_tiled_apply(tmp_path, monkeypatch):
+    import torch
+
+    from daclip import inference
+    from daclip.inference import Tiling, apply_fitted, tiled_apply, to_tensor
+    from daclip.registry import create_method
+
+    img = crop(skimage.data.astronaut(), 150, 170, 50, 60)
+    m = create_method("nafnet", weights=_tiny_nafnet(tmp_path / "n.pth"), tile=48, overlap=16, max_pixels=0)
+    m.prepare("cpu")
+    run, fit = m._call(), m.fit
+    with torch.no_grad():
+        ref = tiled_apply(lambda x: apply_fitted(run, [x], fit), [to_tensor(img)], Tiling(48, 16, 0))
+    ref = inference.to_uint8(ref)
+    seen = []
+    real = inference.to_tensor
+    monkeypatch.setattr(inference, "to_tensor", lambda a, d="cpu": seen.append(a.shape) or real(a, d))
+    out = m.restore(img, "noisy")
+    assert np.array_equal(out, ref)
+    assert seen and max(s[0] * s[1] for s in seen) <= 48 * 48  # never the whole image in float
+
+
+def test_an_option_or_weights_file_a_method_does_not_use_is_refused_by_name(tmp_path, capsys):
+    from daclip.restore import main as restore_main
+
+    w = _tiny_nafnet(tmp_path / "n.pth")
+    src = tmp_path / "in.png"
+    save_image(src, crop(skimage.data.astronaut(), 32, 32))
+    base = [str(src), "--method", "nafnet", "--device", "cpu", "--quiet"]
+    assert restore_main([*base, "--weights", w, "--option", "steps=5", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "steps" in err[0] and "nafnet" in err[0]
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"x")
+    assert restore_main([*base, "--weights", f"{w},{other}", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(other) in err[0]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
