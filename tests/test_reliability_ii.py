@@ -351,3 +351,158 @@ def test_an_option_or_weights_file_a_method_does_not_use_is_refused_by_name(tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(other) in err[0]
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+# ------------------------------------------------------------------ 5-8. daclip.restore
+
+
+def _photos(folder: Path, n: int = 3) -> list[Path]:
+    astro = skimage.data.astronaut()
+    paths = []
+    for i in range(n):
+        p = folder / f"i{i:02d}.png"
+        save_image(p, (crop(astro, 40, 48, 30 * i, 40 * i) // 3).astype(np.uint8))  # dark: low-light
+        paths.append(p)
+    return paths
+
+
+_KILL_AFTER_THIRD = """
+import os, signal, sys
+import builders.io as bio
+real, n = bio.save_image, [0]
+def save(path, img):
+    n[0] += 1
+    data = real(path, img)
+    if n[0] == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would, right after the third output
+    return data
+bio.save_image = save
+from daclip.restore import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_restore_resumes_after_sigkill(tmp_path):
+    from daclip.restore import main as restore_main
+
+    _photos(tmp_path / "in", 5)
+    out = tmp_path / "out"
+    args = [str(tmp_path / "in"), "--method", "classical", "--task", "low-light", "--out", str(out), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", _KILL_AFTER_THIRD, *args], env=env, capture_output=True, text=True)
+    assert proc.returncode == -9
+    assert len(list(out.glob("*.png"))) == 3
+    proc = subprocess.run([sys.executable, "-m", "daclip.restore", *args], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 of 5 outputs already" in proc.stderr  # the third was begun, not recorded: redone
+    record = json.loads((out / "restore.json").read_text())["outputs"]
+    assert sorted(record) == [f"i{i:02d}.png" for i in range(5)]
+    import daclip
+
+    for i in range(5):
+        want = daclip.restore(tmp_path / "in" / f"i{i:02d}.png", method="classical", task="low-light").image
+        assert np.array_equal(read_image(out / f"i{i:02d}.png"), want)
+    assert not (out / ".restore.journal").exists()
+
+
+def test_restore_never_takes_its_own_outputs_as_inputs(tmp_path, monkeypatch, capsys):
+    from daclip.restore import main as restore_main
+
+    photos = tmp_path / "photos"
+    _photos(photos, 2)
+    monkeypatch.chdir(photos)
+    for _ in range(3):
+        assert restore_main([".", "-r", "--method", "classical", "--task", "low-light", "--quiet"]) == 0
+    made = sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.png"))
+    assert made == ["i00.png", "i01.png", "restored/classical/i00.png", "restored/classical/i01.png"]
+    # an earlier run's output folder under another name is not searched either
+    assert restore_main([".", "-r", "--method", "classical", "--task", "noisy", "--out", "den", "--quiet"]) == 0
+    assert sorted(p.relative_to(photos / "den").as_posix() for p in (photos / "den").rglob("*.png")) == \
+        ["i00.png", "i01.png"]
+    capsys.readouterr()
+    assert restore_main([str(photos), "--method", "classical", "--task", "low-light", "--out", str(photos)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is the input folder" in err[0]
+    assert not list(photos.glob("*_png*.png"))
+
+
+def test_restore_walks_a_symlink_loop_once(tmp_path):
+    photos = _photos(tmp_path / "in", 2)
+    os.symlink(".", tmp_path / "in" / "self")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "daclip.restore", str(tmp_path / "in" / "**" / "*.png"),
+                           "--recursive", "--method", "classical", "--task", "low-light", "--out",
+                           str(tmp_path / "out"), "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [p.name for p in photos]
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
+def test_restore_refuses_multi_frame_files(tmp_path, capsys, fmt):
+    from daclip.restore import main as restore_main
+
+    astro = skimage.data.astronaut()
+    frames = [Image.fromarray(crop(astro, 40, 40, 50 * i, 50 * i)) for i in range(3)]
+    path = tmp_path / f"anim.{fmt.lower()}"
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:])
+    assert restore_main([str(path), "--method", "classical", "--task", "noisy", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "3 frames" in err[0] and str(path) in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_restore_catches_a_truncated_file_before_writing_anything(tmp_path, capsys, fmt):
+    from daclip.restore import main as restore_main
+
+    _photos(tmp_path / "in", 2)
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(skimage.data.coffee()).save(buf, format=fmt)
+    (tmp_path / "in" / f"z.{fmt.lower()}").write_bytes(buf.getvalue()[: len(buf.getvalue()) * 2 // 3])
+    code = restore_main([str(tmp_path / "in"), "--method", "classical", "--task", "noisy", "--out",
+                         str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"z.{fmt.lower()}" in err[0] and "truncated" in err[0].lower()
+    assert not (tmp_path / "o").exists()
+
+
+def test_restore_a_1x1_image_with_every_classical_type(tmp_path):
+    from builders.tasks import DEGRADATIONS
+    from daclip.restore import main as restore_main
+
+    src = tmp_path / "dot.png"
+    save_image(src, crop(skimage.data.astronaut(), 1, 1, 200, 200))
+    for task in DEGRADATIONS:
+        out = tmp_path / task
+        assert restore_main([str(src), "--method", "classical", "--task", task, "--out", str(out), "--quiet"]) == 0
+        assert read_image(out / "dot.png").shape == (1, 1, 3)
+
+
+def test_restore_pixel_limit_refuses_from_the_header_and_can_be_raised(tmp_path, capsys):
+    from daclip.restore import main as restore_main
+
+    src = tmp_path / "big.png"
+    save_image(src, crop(skimage.data.astronaut(), 300, 400))
+    args = [str(src), "--method", "classical", "--task", "low-light", "--quiet"]
+    assert restore_main([*args, "--out", str(tmp_path / "a"), "--max-megapixels", "0.1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "big.png is 400x300" in err[0] and "--max-megapixels" in err[0]
+    assert not (tmp_path / "a").exists()
+    assert restore_main([*args, "--out", str(tmp_path / "b"), "--max-megapixels", "0.12"]) == 0
+
+
+def test_demo_refuses_an_oversized_upload_with_a_message(tmp_path):
+    from builders.errors import UserError
+    from daclip.app import DemoConfig, restore_for_demo
+
+    src = tmp_path / "upload.png"
+    save_image(src, crop(skimage.data.astronaut(), 300, 400))
+    with pytest.raises(UserError, match="upload.png is 400x300"):
+        restore_for_demo(DemoConfig(device="cpu", max_pixels=100_000), str(src), "classical", "noisy")
+    out, _ = restore_for_demo(DemoConfig(device="cpu"), str(src), "classical", "noisy")
+    import daclip
+
+    assert np.array_equal(out, daclip.restore(src, method="classical", task="noisy").image)
