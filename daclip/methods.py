@@ -374,9 +374,10 @@ class NetworkMethod(Method):
             groups.setdefault(img.shape, []).append(i)
         for idx in groups.values():
             h, w = lqs[idx[0]].shape[:2]
-            if self.streams and not self.tiling.whole(h, w):
-                # Too large to run whole: one image at a time, one row of tiles at a time, so
+            if self.streams and not self.tiling.whole(h, w) and self._images_per_call(len(idx)) == 1:
+                # Too large to run whole, and one image per call: one row of tiles at a time, so
                 # memory stays bounded by the uint8 image (tiled_apply would hold it in float).
+                # (net_batch > 1 keeps tiled_apply: its tiles of several images share calls.)
                 run, fit = self._call(), self.fit
                 for i in idx:
                     ctx = self._contexts(to_tensor(lqs[i], self.device)) if self.conditioner is not None else {}
