@@ -427,14 +427,17 @@ def test_restore_never_takes_its_own_outputs_as_inputs(tmp_path, monkeypatch, ca
 
 
 def test_restore_walks_a_symlink_loop_once(tmp_path):
-    photos = _photos(tmp_path / "in", 2)
-    os.symlink(".", tmp_path / "in" / "self")
+    photos = _photos(tmp_path / "in", 2) + _photos(tmp_path / "in" / "sub", 1)
+    (tmp_path / "in" / "sub" / "i00.png").rename(tmp_path / "in" / "sub" / "s00.png")
+    os.symlink(".", tmp_path / "in" / "self")  # two loops: glob's ** would branch twice per level
+    os.symlink("..", tmp_path / "in" / "sub" / "back")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The timeout only stops a hang (the walk takes a second once each folder is visited once).
     proc = subprocess.run([sys.executable, "-m", "daclip.restore", str(tmp_path / "in" / "**" / "*.png"),
                            "--recursive", "--method", "classical", "--task", "low-light", "--out",
-                           str(tmp_path / "out"), "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+                           str(tmp_path / "out"), "--quiet"], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [p.name for p in photos]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["i00.png", "i01.png", "s00.png"]
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
@@ -506,3 +509,21 @@ def test_demo_refuses_an_oversized_upload_with_a_message(tmp_path):
     import daclip
 
     assert np.array_equal(out, daclip.restore(src, method="classical", task="noisy").image)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("name", ["nafnet", "promptir", "restormer", "airnet", "irsde"])
+def test_a_1x1_image_works_in_every_network_method(tmp_path, name):
+    import torch
+
+    from daclip.networks import build_network
+    from daclip.registry import create_method
+
+    torch.manual_seed(0)
+    path = tmp_path / f"{name}.pth"
+    torch.save(build_network(name, preset="tiny").state_dict(), path)
+    Path(str(path) + ".json").write_text(json.dumps({"network": name, "config": {"preset": "tiny"}}))
+    m = create_method(name, weights=str(path), **({"steps": 2} if name == "irsde" else {}))
+    m.prepare("cpu")
+    out = m.restore(crop(skimage.data.astronaut(), 1, 1, 200, 200), "noisy")
+    assert out.shape == (1, 1, 3) and out.dtype == np.uint8
