@@ -55,8 +55,10 @@ def make_png(path: Path, side: int) -> None:
     Image.fromarray(img).save(path, compress_level=9)
 
 
-def measure(cmd: list[str], env: dict, timeout: float) -> dict:
-    out = subprocess.run([sys.executable, "-c", _WRAP, str(timeout), *cmd], env=env, capture_output=True, text=True)
+def measure(cmd: list[str], env: dict, timeout: float, cwd: Path) -> dict:
+    # cwd outside any checkout: ``-m`` puts the working folder first on sys.path, before PYTHONPATH
+    out = subprocess.run([sys.executable, "-c", _WRAP, str(timeout), *cmd], env=env, capture_output=True, text=True,
+                         cwd=cwd)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -96,13 +98,13 @@ def main() -> int:
                 continue
             for limit, opt in (("default", []), ("raised", ["--max-megapixels", "0"])):
                 out = tmp / f"out_{key}_{limit}"
-                r = measure([*base, *extra, "--out", str(out), *opt], env, args.timeout)
+                r = measure([*base, *extra, "--out", str(out), *opt], env, args.timeout, tmp)
                 print(f"{label:40s} {limit:>10s} {str(r['rc']):>8s} {r['seconds']:8.1f} {r['peak_rss_mib']:13.0f}  "
                       f"{(r['err'] or [''])[0][:110]}")
                 shutil.rmtree(out, ignore_errors=True)
         if args.full_nafnet:
             r = measure([*base, "--method", "nafnet", "--weights", str(full), "--out", str(tmp / "out_full"),
-                         "--max-megapixels", "0"], env, args.full_nafnet)
+                         "--max-megapixels", "0"], env, args.full_nafnet, tmp)
             print(f"{'nafnet (default width, random weights)':40s} {'raised':>10s} {str(r['rc']):>8s} "
                   f"{r['seconds']:8.1f} {r['peak_rss_mib']:13.0f}  (stopped after {args.full_nafnet:g} s: peak so far)")
     finally:

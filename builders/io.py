@@ -178,7 +178,7 @@ def read_image(path: str | os.PathLike, *, upright: bool = False, alpha: str = "
     try:
         with Image.open(path) as im:
             check_pixels(path, *im.size, max_pixels)
-            if upright:
+            if upright and im.getexif().get(0x0112, 1) != 1:  # only when turned: the call copies the image
                 from PIL import ImageOps
 
                 im = ImageOps.exif_transpose(im)
