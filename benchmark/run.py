@@ -14,7 +14,7 @@ from pathlib import Path
 
 from builders.errors import UserError, cli_entry
 from builders.io import add_pixel_limit_option, pixel_limit
-from builders.tasks import DEGRADATIONS, parse_tasks
+from builders.tasks import DEGRADATIONS
 
 DEFAULT_OUT = Path("results")
 
@@ -25,13 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run restoration methods over a built dataset, score them per image and per "
         "degradation type, store results (parquet, JSON) and render an HTML report. Re-running "
         "computes only what is missing.",
-        epilog="Degradation types: " + ", ".join(DEGRADATIONS),
+        epilog="Degradation types: the dataset's own (its manifest's vocabulary); the DA-CLIP sets: "
+        + ", ".join(DEGRADATIONS),
     )
     p.add_argument("--dataset", default="mini",
                    help="'mini' (built into datasets/mini if missing) or the root of any built dataset")
     p.add_argument("--methods", help="comma-separated method names, 'all', or 'default' "
                    "(every method that needs no downloaded weights). --list-methods shows them")
-    p.add_argument("--tasks", help="comma-separated degradation types (default: every type the dataset's split has)")
+    p.add_argument("--tasks", help="comma-separated types of the dataset's vocabulary (default: every type its "
+                   "split has)")
     p.add_argument("--metrics", help="comma-separated metrics (psnr, ssim, psnr_y, ssim_y, lpips, fid, kid), "
                    "'all', or 'default' (psnr,ssim,lpips,fid); metrics whose weights are missing are "
                    "reported unavailable")
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     methods = parse_methods(args.methods)
     cfg_weights = _weights(args.weights, methods)
     options = _options(args.option, methods)
-    tasks = parse_tasks(args.tasks) if args.tasks else None
+    # checked against the dataset's vocabulary when it is read
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks and args.tasks.strip() != "all" else None
     metrics = parse_metrics(args.metrics)
     from .summary import find_degradation_eval, load_degradation_eval
 

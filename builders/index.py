@@ -3,6 +3,12 @@
     DIR/<split>/<type>/{LQ,GT}/<name>   (split: train, val; test counts as val)
     DIR/<type>/{LQ,GT}/<name>           (no split folder: val)
 
+``<type>`` is any safe folder name (builders.vocabulary.check_type_name): the ten DA-CLIP
+words or the user's own (underwater, moire, low_haze_rain). The dataset's vocabulary is the
+DA-CLIP one when every type is a DA-CLIP word, else the types in name order, each prompted
+with its name read with spaces unless ``prompts`` says otherwise; it is stored in the manifest.
+A type folder without images is left out with a warning.
+
 Writes DIR/manifest.parquet in place, copying nothing: each row points at the existing files
 (paths relative to DIR). LQ and GT are paired by equal file name, as the official loaders
 expect. Pairs whose LQ and GT differ in size, and files that cannot be read, make the index
@@ -24,7 +30,14 @@ from .errors import UserError
 from .io import atomic_write_text, sha256_file
 from .layout import item_id
 from .lock import FolderLock
-from .pairing import OFFICIAL_SPLITS, PairingResult, find_official, match_names
+from .pairing import (
+    OFFICIAL_SPLITS,
+    PairingResult,
+    find_official,
+    images_in,
+    match_names,
+)
+from .vocabulary import Vocabulary, check_type_name, default_vocabulary
 
 REPORT_NAME = "index_report.json"
 INDEXED = "builders.build --index"
@@ -70,31 +83,38 @@ def _links(root: Path, max_depth: int = 6) -> list[dict]:
     return found
 
 
-def index_folder(root: str | Path, *, force: bool = False) -> str:
-    """Index ``root`` in place; returns a one-paragraph summary. UserError when refused."""
+def index_folder(root: str | Path, *, force: bool = False, prompts: dict[str, str] | None = None) -> str:
+    """Index ``root`` in place; returns a one-paragraph summary. UserError when refused.
+
+    ``prompts``: type -> prompt text, for types whose text is not their name read with spaces."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"--index {root}: not a folder")
     with FolderLock(root, "dataset root"):
-        return _index_locked(root, force)
+        return _index_locked(root, force, dict(prompts or {}))
 
 
-def _index_locked(root: Path, force: bool) -> str:
+def _index_locked(root: Path, force: bool, prompts: dict[str, str]) -> str:
     old = mf.read_manifest(root, required=False)
     built = [] if old.empty else [r for r in old["parameters"] if json.loads(r or "{}").get("indexed") != INDEXED]
     if built and not force:
         raise UserError(f"--index {root}: it already has a manifest written by a build ({len(built)} rows with "
                         "their recipes and seeds); --index --force replaces it")
-    found = find_official(root)
+    found = find_official(root, any_type=True)
     if not found:
-        raise UserError(f"--index {root}: no <split>/<type>/{{LQ,GT}} or <type>/{{LQ,GT}} folders found (type: one "
-                        "of the ten degradation words, e.g. val/noisy/LQ and val/noisy/GT)")
+        raise UserError(f"--index {root}: no <split>/<type>/{{LQ,GT}} or <type>/{{LQ,GT}} folders found (type: a "
+                        "folder name such as noisy or underwater, e.g. val/underwater/LQ and val/underwater/GT)")
+    for d, _split, task in found:
+        check_type_name(task, f"--index {root}: folder {d.relative_to(root).as_posix()}")
     links = _links(root)
     res = PairingResult()
-    layout = []
+    layout, warnings = [], []
     for d, split_dir, task in found:
         split = OFFICIAL_SPLITS[split_dir] if split_dir else "val"
         n0 = len(res.pairs)
+        if not images_in(d / "LQ") and not images_in(d / "GT"):
+            warnings.append(f"warning: {d.relative_to(root).as_posix()}/{{LQ,GT}} holds no images; left out")
+            continue
         match_names(res, split, d / "LQ", d / "GT", task=task)
         layout.append(f"{d.relative_to(root).as_posix()}/{{LQ,GT}} -> {split}/{task}: {len(res.pairs) - n0} pairs")
     rows, refused, seen = [], [], {}
@@ -138,10 +158,16 @@ def _index_locked(root: Path, force: bool) -> str:
                         f"{first['id']}: {first['kind']}: {first['detail']}); no manifest was written; every one "
                         f"is listed in {root / REPORT_NAME}")
     if not rows:
-        raise UserError(f"--index {root}: no LQ/GT pairs of equal file names found (see {root / REPORT_NAME})")
-    mf.write_manifest(root, rows)
-    lines = [f"{root}: indexed {len(rows)} pairs in place ({', '.join(f'{k} {v}' for k, v in report['counts'].items())}); "
-             f"manifest {mf.manifest_path(root)}"]
+        empty = f"; type folders without images: {', '.join(w.split()[1] for w in warnings)}" if warnings else ""
+        raise UserError(f"--index {root}: no LQ/GT pairs of equal file names found (see {root / REPORT_NAME}){empty}")
+    types = sorted({r["type"] for r in rows})
+    vocab = default_vocabulary(types)
+    if prompts or not vocab.is_daclip:
+        vocab = Vocabulary.of(vocab.order(types) if vocab.is_daclip else types, prompts)
+    mf.write_manifest(root, rows, vocabulary=vocab)
+    lines = [*warnings, f"{root}: indexed {len(rows)} pairs in place ({', '.join(f'{k} {v}' for k, v in report['counts'].items())}); "
+             f"manifest {mf.manifest_path(root)}",
+             "  vocabulary: " + ", ".join(t if p == t else f"{t} ({p!r})" for t, p in zip(vocab.types, vocab.prompts))]
     for entry in links:  # every symlink met, and what was done with it
         lines.append(f"  link {entry['path']} -> {entry['target']}: {entry['action']}")
     if res.problems:

@@ -15,6 +15,7 @@ from scipy.ndimage import binary_dilation, gaussian_filter, minimum_filter
 from skimage import restoration
 
 from builders.synth.base import to_float, to_uint8
+from builders.tasks import DEGRADATIONS
 
 from .registry import Method, register_method
 
@@ -171,6 +172,13 @@ class Classical(Method):
 
     def restore(self, lq: np.ndarray, task: str) -> np.ndarray:
         r = _RESTORERS.get(task)
-        if r is None:  # shadowed, raindrop: no simple learning-free remover; keep the input
+        if r is None:  # shadowed, raindrop (or a type of the user's own): keep the input
             return lq
         return run_restorer(r, lq)
+
+    def cannot_restore(self, task: str) -> str | None:
+        # shadowed and raindrop keep their rows (the input, as the paper's ten-type tables show);
+        # a type outside the ten has no classical restorer at all.
+        if task in _RESTORERS or task in DEGRADATIONS:
+            return None
+        return f"no classical restorer for type {task}"
