@@ -78,6 +78,9 @@ class RunConfig:
     #: Check every LQ and GT file against its manifest digest before use (bench/ turns it off
     #: to measure its cost; a run never should).
     check_digests: bool = True
+    #: Manifest type -> the word a type-aware method is told (a protocol's task -> its
+    #: degradation word, e.g. sots -> hazy); types not in it are passed as they are.
+    type_words: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -255,7 +258,7 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
             ready.append(method)
             # Types the method has nothing for (classical on a type of the user's own): said once,
             # their images left out of its row, which shows them as skipped.
-            cannot = {t: why for t in cfg.tasks if (why := method.cannot_restore(t))}
+            cannot = {t: why for t in cfg.tasks if (why := method.cannot_restore(cfg.type_words.get(t, t)))}
             if cannot:
                 skipped_tasks[method.name] = cannot
                 if dist.is_main:
@@ -383,7 +386,8 @@ class _Scorer:
         self.batch = GPU_METRIC_BATCH if str(device).startswith("cuda") else 1
 
     def in_thread(self, m: Metric) -> bool:
-        return not m.network and self.backend == "numpy"
+        # A metric with no batched torch form (a family's convention) is scored in the threads.
+        return not m.network and (self.backend == "numpy" or m.batch_fn is None)
 
     def score_in_thread(self, job: _Job) -> None:
         h, w = job.gt.shape[:2]
@@ -505,8 +509,9 @@ class _MethodRun:
     def restore(self, group: list[_Job]) -> None:
         m = self.method
         lqs = [j.lq for j in group]
+        words = [self.cfg.type_words.get(j.row["type"], j.row["type"]) for j in group]
         t0 = time.perf_counter()
-        outs = m.restore_batch(lqs, [j.row["type"] for j in group], keys=[j.row["id"] for j in group])
+        outs = m.restore_batch(lqs, words, keys=[j.row["id"] for j in group])
         seconds = (time.perf_counter() - t0) / len(group)
         self._time("restore", t0, len(group), sum(j.lq.shape[0] * j.lq.shape[1] for j in group))
         for j, out in zip(group, outs):
