@@ -204,9 +204,12 @@ class NetworkMethod(Method):
 
     batched = True
     #: Options only a sampling (diffusion) method uses.
-    SAMPLING_OPTIONS = ("steps", "sampler", "seed", "clip_x0")
+    SAMPLING_OPTIONS = ("steps", "sampler", "clip_x0")
     DACLIP_OPTIONS = ("daclip_weights", "daclip_model", "daclip_amp")
     samples = False
+    #: True when outputs depend on random draws (a sampler, or MoCE-IR's router noise): the
+    #: ``seed`` option is then used and recorded.
+    draws_noise = False
     #: Feed-forward: a large image can go through in rows of tiles (a sampler cannot: every
     #: step needs the whole current state).
     streams = True
@@ -220,11 +223,14 @@ class NetworkMethod(Method):
         # looks configured must be.
         who = f"method {name or spec.network!r}"
         unused = [k for k in options if (k in self.SAMPLING_OPTIONS and not self.samples)
+                  or (k == "seed" and not self.draws_noise)
                   or (k in self.DACLIP_OPTIONS and not spec.uses_daclip)]
         if unused:
             raise UserError(f"{who} does not use option {', '.join(unused)} "
                             + ("(it has no sampler)" if not self.samples else "(it is not conditioned by DA-CLIP)"))
-        if self.daclip_path and not spec.uses_daclip and weights and "," in weights:
+        if self.draws_noise:
+            self.seed = self.opts.seed
+        if self.daclip_path and not (spec.uses_daclip or spec.extra) and weights and "," in weights:
             raise UserError(f"{who} uses one weights file; {self.daclip_path} (after the comma) would be ignored")
         protocols = {spec.protocol: spec.fit, **dict(spec.protocols)} if spec.protocol else {}
         if self.opts.protocol and self.opts.protocol not in protocols:
@@ -455,11 +461,8 @@ class DiffusionMethod(NetworkMethod):
     #: Part of the cache key: outputs of older runs drew one noise stream per batch.
     noise_scheme = "per-image-generator"
     samples = True
+    draws_noise = True
     streams = False
-
-    def __init__(self, spec: NetSpec, weights: str | None = None, **options):
-        super().__init__(spec, weights, **options)
-        self.seed = self.opts.seed
 
     def prepare(self, device: str = "cpu") -> None:
         super().prepare(device)
@@ -494,6 +497,7 @@ class RouterNoiseMethod(NetworkMethod):
     batch it came in (upstream seeds once per test run and is only correct at batch size 1)."""
 
     noise_scheme = "per-image-generator"
+    draws_noise = True
 
     def prepare(self, device: str = "cpu") -> None:
         super().prepare(device)
