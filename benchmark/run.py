@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from builders.errors import UserError, cli_entry
+from builders.io import add_pixel_limit_option, pixel_limit
 from builders.options import parse_pair
 from builders.tasks import DEGRADATIONS
 from daclip.precision import choices as precision_choices, parse_precision
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric-backend", default="auto", choices=["auto", "numpy", "torch"],
                    help="per-image PSNR/SSIM: numpy (float64, CPU threads), torch (batched float64 on --device), "
                    "auto (torch on a GPU); the values agree to 1e-9")
+    add_pixel_limit_option(p)
     p.add_argument("--limit", type=int, help="at most this many images per type (quick looks)")
     p.add_argument("--degradation-eval", type=Path, metavar="FILE",
                    help="DA-CLIP classification results for the report: the degradation_eval.json of "
@@ -226,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                     split=args.split, weights=cfg_weights, options=options, weights_dir=args.weights_dir,
                     device=device, limit=args.limit, progress=not args.quiet, batch_size=batch_size,
                     amp=parse_precision(args.amp, "--amp", auto=False), workers=args.workers,
-                    metric_backend=args.metric_backend, type_words=protocol.words() if protocol else {})
+                    metric_backend=args.metric_backend, type_words=protocol.words() if protocol else {},
+                    max_pixels=pixel_limit(args.max_megapixels))
     with run_folder(args.out):  # one writer per run folder, from the first table to the report
         result = run_benchmark(cfg)
         if result is None:  # a torchrun rank other than 0: rank 0 writes the results

@@ -119,7 +119,7 @@ SPECS: dict[str, MethodEntry] = {
 
 def _register(name: str, entry: MethodEntry) -> None:
     def factory(weights: str | None = None, **options) -> NetworkMethod:
-        method = entry.family.method(entry.spec, weights=weights, **options)
+        method = entry.family.method(entry.spec, weights=weights, name=name, **options)
         method.name = name
         method.display_name = entry.display
         return method

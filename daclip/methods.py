@@ -51,6 +51,7 @@ from .inference import (
     apply_fitted,
     resolve_daclip_amp,
     tiled_apply,
+    tiled_rows,
     to_tensor,
 )
 from .precision import parse_precision, precision_dtype
@@ -202,12 +203,35 @@ class NetworkMethod(Method):
     """A feed-forward restoration network (optionally DA-CLIP-conditioned)."""
 
     batched = True
+    #: Options only a sampling (diffusion) method uses.
+    SAMPLING_OPTIONS = ("steps", "sampler", "clip_x0")
+    DACLIP_OPTIONS = ("daclip_weights", "daclip_model", "daclip_amp")
+    samples = False
+    #: True when outputs depend on random draws (a sampler, or MoCE-IR's router noise): the
+    #: ``seed`` option is then used and recorded.
+    draws_noise = False
+    #: Feed-forward: a large image can go through in rows of tiles (a sampler cannot: every
+    #: step needs the whole current state).
+    streams = True
 
-    def __init__(self, spec: NetSpec, weights: str | None = None, **options):
+    def __init__(self, spec: NetSpec, weights: str | None = None, *, name: str = "", **options):
         self.spec = spec
         self.uses_daclip = spec.uses_daclip
         self.opts = MethodOptions.parse(options)
         self.weights_path, self.daclip_path = _split_weights(weights, self.opts.daclip_weights)
+        # An option or a weights file the method would ignore is refused by name: a run that
+        # looks configured must be.
+        who = f"method {name or spec.network!r}"
+        unused = [k for k in options if (k in self.SAMPLING_OPTIONS and not self.samples)
+                  or (k == "seed" and not self.draws_noise)
+                  or (k in self.DACLIP_OPTIONS and not spec.uses_daclip)]
+        if unused:
+            raise UserError(f"{who} does not use option {', '.join(unused)} "
+                            + ("(it has no sampler)" if not self.samples else "(it is not conditioned by DA-CLIP)"))
+        if self.draws_noise:
+            self.seed = self.opts.seed
+        if self.daclip_path and not (spec.uses_daclip or spec.extra) and weights and "," in weights:
+            raise UserError(f"{who} uses one weights file; {self.daclip_path} (after the comma) would be ignored")
         protocols = {spec.protocol: spec.fit, **dict(spec.protocols)} if spec.protocol else {}
         if self.opts.protocol and self.opts.protocol not in protocols:
             choices = ", ".join(protocols) if protocols else "none: this method has one input protocol"
@@ -270,7 +294,14 @@ class NetworkMethod(Method):
         self.device = torch.device(self.opts.device or device)
         entry = self.weights_entry()
         path = self._resolve(entry, self.weights_path)
-        self.net = load_network(self.spec.network, path, **self._network_config(path)).to(self.device).eval()
+        cfg = self._network_config(path)
+        try:
+            self.net = load_network(self.spec.network, path, **cfg).to(self.device).eval()
+        except TypeError as exc:  # an --option the network does not take
+            if not self.opts.extra:
+                raise
+            raise UserError(f"method {self.name!r}: option {', '.join(self.opts.extra)} is not a setting of the "
+                            f"{self.spec.network} network ({exc})") from None
         self.num_params = sum(p.numel() for p in self.net.parameters())
         wid = weights_id(path)
         if self.spec.uses_daclip:
@@ -395,6 +426,17 @@ class NetworkMethod(Method):
         for i, img in enumerate(lqs):
             groups.setdefault(img.shape, []).append(i)
         for idx in groups.values():
+            h, w = lqs[idx[0]].shape[:2]
+            if self.streams and not self.tiling.whole(h, w) and self._images_per_call(len(idx)) == 1:
+                # Too large to run whole, and one image per call: one row of tiles at a time, so
+                # memory stays bounded by the uint8 image (tiled_apply would hold it in float).
+                # (net_batch > 1 keeps tiled_apply: its tiles of several images share calls.)
+                run, fit = self._call(), self.fit
+                for i in idx:
+                    ctx = self._contexts(to_tensor(lqs[i], self.device)) if self.conditioner is not None else {}
+                    out[i] = tiled_rows(lambda x, **c: apply_fitted(lambda xx: run(xx, **c), [x], fit), lqs[i],
+                                        self.tiling, self.device, per_image=ctx, tile_batch=self._tile_batch(1))
+                continue
             step = self._images_per_call(len(idx))
             for start in range(0, len(idx), step):
                 part = idx[start:start + step]
@@ -418,10 +460,9 @@ class DiffusionMethod(NetworkMethod):
 
     #: Part of the cache key: outputs of older runs drew one noise stream per batch.
     noise_scheme = "per-image-generator"
-
-    def __init__(self, spec: NetSpec, weights: str | None = None, **options):
-        super().__init__(spec, weights, **options)
-        self.seed = self.opts.seed
+    samples = True
+    draws_noise = True
+    streams = False
 
     def prepare(self, device: str = "cpu") -> None:
         super().prepare(device)
@@ -456,6 +497,7 @@ class RouterNoiseMethod(NetworkMethod):
     batch it came in (upstream seeds once per test run and is only correct at batch size 1)."""
 
     noise_scheme = "per-image-generator"
+    draws_noise = True
 
     def prepare(self, device: str = "cpu") -> None:
         super().prepare(device)
