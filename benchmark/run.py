@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'mini' (built into datasets/mini if missing) or the root of any built dataset")
     p.add_argument("--methods", help="comma-separated method names, 'all', or 'default' "
                    "(every method that needs no downloaded weights). --list-methods shows them")
+    p.add_argument("--results", action="append", default=[], metavar="NAME=DIR",
+                   help="score a folder of restored images as the method row NAME (repeatable); files are "
+                   "matched by <type>/<name> or a flat <name>; missing, extra, unreadable and wrong-size "
+                   "files are listed")
     p.add_argument("--tasks", help="comma-separated degradation types (default: every type the dataset's split has)")
     p.add_argument("--metrics", help="comma-separated metrics (psnr, ssim, psnr_y, ssim_y, lpips, fid, kid), "
                    "'all', or 'default' (psnr,ssim,lpips,fid); metrics whose weights are missing are "
@@ -139,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     methods = parse_methods(args.methods)
     cfg_weights = _weights(args.weights, methods)
     options = _options(args.option, methods)
+    from .result_folders import parse_results
+
+    results = parse_results(args.results, methods)
     tasks = parse_tasks(args.tasks) if args.tasks else None
     metrics = parse_metrics(args.metrics)
     from .summary import find_degradation_eval, load_degradation_eval
@@ -160,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RunConfig(dataset=dataset, out=args.out, methods=methods, tasks=tasks, metrics=metrics,
                     split=args.split, weights=cfg_weights, options=options, weights_dir=args.weights_dir,
                     device=device, limit=args.limit, progress=not args.quiet, batch_size=batch_size,
-                    amp=args.amp, workers=args.workers, metric_backend=args.metric_backend)
+                    amp=args.amp, workers=args.workers, metric_backend=args.metric_backend,
+                    results=results)
     with run_folder(args.out):  # one writer per run folder, from the first table to the report
         result = run_benchmark(cfg)
         if result is None:  # a torchrun rank other than 0: rank 0 writes the results
@@ -180,6 +188,10 @@ def _print_tables(summary: dict) -> None:
         print(f"{name}: unavailable ({reason})", file=sys.stderr)
     for name, reason in summary.get("skipped_methods", {}).items():
         print(f"{name}: skipped ({reason})", file=sys.stderr)
+    for name, cov in summary.get("result_folders", {}).items():
+        if cov["problems"]:
+            print(f"warning: --results {name}: scored {cov['n']} of {cov['of']} images; "
+                  + "; ".join(cov["problems"]), file=sys.stderr)
     for metric, info in summary.get("skipped_images", {}).items():
         print(f"{metric}: {info['count']} image(s) not scored ({info['reason']}), e.g. {info['images'][0]['id']}",
               file=sys.stderr)

@@ -72,6 +72,8 @@ class RunConfig:
     #: Per-image metrics: "numpy" (float64 on the CPU, in the worker threads), "torch"
     #: (batched float64 on the device), "auto" (torch on a GPU, numpy otherwise).
     metric_backend: str = "auto"
+    #: Result-only rows: row name -> folder of restored images (benchmark.result_folders).
+    results: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -244,7 +246,7 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
     image_metrics = [m for m in metrics if m.kind == "image"]
     set_metrics = [m for m in metrics if m.kind == "set"]
     # Create every method first: an unknown method or a bad option fails before any work.
-    methods = [_create(cfg, name) for name in cfg.methods]
+    methods = [_create(cfg, name) for name in cfg.methods] + _result_folders(cfg, items, names)
     shard = items.iloc[dist.rank::dist.world_size] if dist.enabled else items
     store = ResultStore(cfg.out, rank=dist.rank if dist.enabled else None)
     workers = _workers(cfg)
@@ -280,11 +282,30 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
         store = ResultStore(cfg.out)
     if set_metrics:
         for method in ready:
+            if getattr(method, "partial", False):
+                continue  # a set value over part of a type's images is not that type's value
             _run_set_metrics(cfg, method, items, set_metrics, store)
         store.flush()
     settings = {"batch_size": cfg.batch_size, "amp": cfg.amp, "device": cfg.device, "workers": workers,
                 "metric_backend": backend, "world_size": dist.world_size, "timings": timings}
     return RunResult(items, ready, store, [m.name for m in metrics], unavailable, skipped, settings)
+
+
+def _result_folders(cfg: RunConfig, items: pd.DataFrame, names: dict[str, str]) -> list[Method]:
+    """The --results rows, each matched to the dataset (files of the whole split count as known)."""
+    if not cfg.results:
+        return []
+    from .result_folders import ResultFolder
+
+    split = read_manifest(cfg.dataset)
+    split = split[split["split"] == cfg.split]
+    all_names = {**output_names(split), **names}
+    rows = []
+    for name, folder in cfg.results.items():
+        row = ResultFolder(name, folder)
+        row.bind(items, split, all_names)
+        rows.append(row)
+    return rows
 
 
 def set_hash(group: pd.DataFrame) -> str:
@@ -385,7 +406,10 @@ class _MethodRun:
     def plan(self) -> list[_Job]:
         m, store, metrics = self.method, self.store, self.scorer.metrics
         jobs = []
+        covers = getattr(m, "covers", None)  # a result-only row scores only the files it has
         for row in self.items.to_dict("records"):
+            if covers is not None and not covers(row["id"]):
+                continue
             rel = f"outputs/{m.name}/{self.names[row['id']]}"
             missing = [x for x in metrics if not store.has_value(m.name, m.weights_id, row["id"], x.name)]
             cached = store.output(m.name, m.weights_id, row["id"], row["sha256"])

@@ -118,9 +118,15 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
         "methods": [{"name": m.name, "display": m.display_name, "weights_id": m.weights_id,
                      "uses_task_label": m.uses_task_label, "seed": getattr(m, "seed", None),
                      "num_params": getattr(m, "num_params", None), "daclip_params": getattr(m, "daclip_params", None),
-                     "seconds_per_megapixel": _seconds_per_megapixel(outputs, result.items, m),
-                     "settings": dict(getattr(m, "settings", {}) or {})}
+                     "seconds_per_megapixel": (None if getattr(m, "result_only", False)
+                                               else _seconds_per_megapixel(outputs, result.items, m)),
+                     "settings": dict(getattr(m, "settings", {}) or {}),
+                     **({"result_only": True, "n": m.coverage["n"], "of": m.coverage["of"]}
+                        if getattr(m, "result_only", False) else {})}
                     for m in result.methods],
+        # --results rows: what was scored, and every missing, extra, unreadable, wrong-size file.
+        "result_folders": {m.name: {**m.coverage, "problems": m.problems()}
+                           for m in result.methods if getattr(m, "result_only", False)},
         "metrics": [{"name": n, "display": get_metric(n).display, "higher_is_better": get_metric(n).higher_is_better,
                      "fmt": get_metric(n).fmt, "description": get_metric(n).description, "kind": get_metric(n).kind}
                     for n in result.metrics],
