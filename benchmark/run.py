@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     results = parse_results(args.results, methods)
     tasks = parse_tasks(args.tasks) if args.tasks else None
     metrics = parse_metrics(args.metrics)
+    from .metrics import get_metric
+
+    if any(not get_metric(m).reference for m in metrics) and "identity" not in methods:
+        # A no-reference score means little alone: the Input row shows what restoring changed.
+        methods = ["identity", *methods]
     from .summary import find_degradation_eval, load_degradation_eval
 
     # Read before the run: a malformed file fails in a second, not after the benchmark.

@@ -108,10 +108,18 @@ def select_items(cfg: RunConfig) -> pd.DataFrame:
     if cfg.limit:
         df = df.groupby("type", sort=False).head(cfg.limit)
     for col in ("lq_path", "gt_path"):
-        absent = [p for p in df[col] if not (cfg.dataset / p).is_file()]
+        absent = [p for p in df[col] if has_path(p) and not (cfg.dataset / p).is_file()]
         if absent:
             raise UserError(f"{len(absent)} image(s) listed in the manifest are missing, e.g. {cfg.dataset / absent[0]}")
     return df.reset_index(drop=True)
+
+
+def has_path(p) -> bool:
+    """A manifest path that is set (an LQ-only dataset has no GT: its gt_path is empty)."""
+    return isinstance(p, str) and p != ""
+
+
+NO_GT = "the dataset has no ground truth (an LQ-only index); only no-reference metrics apply"
 
 
 def output_names(items: pd.DataFrame) -> dict[str, str]:
@@ -242,7 +250,11 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
     device = f"cuda:{dist.local_rank}" if dist.enabled and cfg.device == "cuda" else cfg.device
     items = select_items(cfg)
     names = output_names(items)
-    metrics, unavailable = setup_metrics(cfg.metrics, weights_dir(cfg.weights_dir), device)
+    no_gt = not items["gt_path"].map(has_path).any()
+    wanted = [n for n in cfg.metrics if not (no_gt and get_metric(n).reference)]
+    metrics, unavailable = setup_metrics(wanted, weights_dir(cfg.weights_dir), device)
+    # Said once for the run, not per image.
+    unavailable.update({n: NO_GT for n in cfg.metrics if n not in wanted})
     image_metrics = [m for m in metrics if m.kind == "image"]
     set_metrics = [m for m in metrics if m.kind == "set"]
     # Create every method first: an unknown method or a bad option fails before any work.
@@ -355,11 +367,13 @@ class _Scorer:
         return not m.network and self.backend == "numpy"
 
     def score_in_thread(self, job: _Job) -> None:
-        h, w = job.gt.shape[:2]
+        h, w = job.output.shape[:2]
         for m in job.missing:
             small = m.too_small(h, w)
             if small:
                 job.values[m.name] = (float("nan"), small)
+            elif m.reference and job.gt is None:
+                job.values[m.name] = (float("nan"), "no ground truth for this image")
             elif self.in_thread(m):
                 job.values[m.name] = (float(m.fn(job.output, job.gt)), "")
 
@@ -369,12 +383,18 @@ class _Scorer:
         if not todo:
             return
         out = images_to_batch([j.output for j in jobs], self.device)
-        gt = images_to_batch([j.gt for j in jobs], self.device)
+        gts: dict[tuple, object] = {}
         for m in todo.values():
-            vals = m.batch_fn(out, gt).cpu().tolist()
-            for j, v in zip(jobs, vals):
-                if m in j.missing and m.name not in j.values:
-                    j.values[m.name] = (float(v), "")
+            sel = tuple(k for k, j in enumerate(jobs) if m in j.missing and m.name not in j.values)
+            o = out if len(sel) == len(jobs) else out[list(sel)]
+            gt = None  # a no-reference metric scores the output alone (also where there is no GT)
+            if m.reference:
+                if sel not in gts:
+                    gts[sel] = images_to_batch([jobs[k].gt for k in sel], self.device)
+                gt = gts[sel]
+            vals = m.batch_fn(o, gt).cpu().tolist()
+            for k, v in zip(sel, vals):
+                jobs[k].values[m.name] = (float(v), "")
 
 
 class _MethodRun:
@@ -446,7 +466,7 @@ class _MethodRun:
         if job.output is None:
             job.lq = read_image(cfg.dataset / row["lq_path"])
             job.missing = list(self.scorer.metrics)  # a fresh output invalidates earlier values
-        if job.missing:
+        if any(m.reference for m in job.missing) and has_path(row["gt_path"]):
             job.gt = read_image(cfg.dataset / row["gt_path"])
             ref = job.lq if job.lq is not None else job.output
             if ref.shape != job.gt.shape:
