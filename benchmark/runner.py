@@ -96,7 +96,8 @@ def select_items(cfg: RunConfig) -> pd.DataFrame:
         raise UserError(f"dataset {cfg.dataset} has no {cfg.split!r} split (has: {', '.join(sorted(set(df['split'])))})")
     if cfg.tasks is None:
         present = set(df.loc[df["split"] == cfg.split, "type"])
-        cfg.tasks = [t for t in DEGRADATIONS if t in present]
+        # The ten in canonical order, then any other type the dataset names (an LQ-only index).
+        cfg.tasks = [t for t in DEGRADATIONS if t in present] + sorted(present - set(DEGRADATIONS))
     df = df[(df["split"] == cfg.split) & (df["type"].isin(cfg.tasks))]
     missing = [t for t in cfg.tasks if t not in set(df["type"])]
     if missing:

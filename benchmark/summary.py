@@ -103,7 +103,8 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
             hit = outputs[(outputs["method"] == m.name) & (outputs["weights_id"] == m.weights_id) & (outputs["id"] == first["id"])]
             if m.name != "identity" and not hit.empty:
                 tiles.append({"label": m.display_name, "path": hit.iloc[-1]["output_path"]})
-        tiles.append({"label": "Ground truth", "path": str((cfg.dataset / first["gt_path"]).resolve())})
+        if isinstance(first["gt_path"], str) and first["gt_path"]:  # an LQ-only dataset has none
+            tiles.append({"label": "Ground truth", "path": str((cfg.dataset / first["gt_path"]).resolve())})
         examples.append({"task": task, "name": first["name"], "tiles": tiles})
     return {
         "title": "All-in-one image restoration benchmark",

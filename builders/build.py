@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write a manifest for a folder already in the official layout (<split>/<type>/{LQ,GT} or "
                      "<type>/{LQ,GT}, LQ and GT of equal names) in place, copying nothing; <type>/{LQ,GT} without "
                      "a split folder counts as val")
+    src.add_argument("--lq-only", action="store_true",
+                     help="with --index: degraded images without ground truth, in DIR (type 'unknown') or "
+                     "DIR/<type>/ (the folder name is the type); benchmarks then use no-reference metrics")
     p.add_argument("--root", type=Path, help=f"output folder (default: {DEFAULT_MINI_ROOT} for --preset mini, "
                    "datasets/universal for --all/--only/--status/--export-hf)")
     p.add_argument("--force", action="store_true",
@@ -155,12 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         counts = export_hf(root, args.export_hf, progress=not args.quiet)
         print(f"{args.export_hf}: DatasetDict " + ", ".join(f"{k} {v} rows" for k, v in counts.items()))
         return 0
+    if args.lq_only and not args.index:
+        raise UserError("--lq-only goes with --index DIR")
     if args.index:
-        from .index import index_folder
+        from .index import index_folder, index_lq_only
 
         if args.root is not None and Path(args.root).resolve() != Path(args.index).resolve():
             raise UserError("--index DIR writes the manifest into DIR itself; leave out --root")
-        summary = index_folder(args.index, force=args.force)
+        summary = (index_lq_only if args.lq_only else index_folder)(args.index, force=args.force)
         print(summary)
         return 0
     if val_preset:
