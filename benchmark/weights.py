@@ -8,6 +8,7 @@ missing is reported unavailable with the file it needs.
 Layout inside the folder mirrors the caches the libraries use:
     torch/hub/checkpoints/<torchvision and torch-fidelity files>
     torch/hub/pyiqa/<pyiqa files>
+    <owner>--<repo>/<file>   (no-reference metrics: daclip.weights' layout, so daclip.restore finds them)
 
 The folder is meant to be copied between machines, so nothing in it is trusted: every file
 is checked against its digest before use (the sha256 prefix its hub name carries, as
@@ -60,9 +61,6 @@ class WeightsProblem(UserError):
     """A metric-weights file is missing, fails its digest, or is refused by the loader."""
 
 
-PYIQA_HUB = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"  # pyiqa's get_url_from_name
-
-
 def _table() -> dict[str, WeightFile]:
     # URLs are the ones the libraries themselves download from; the hash prefix in each file
     # name is the libraries' own check value.
@@ -78,24 +76,18 @@ def _table() -> dict[str, WeightFile]:
                    "weights-inception-2015-12-05-6726825d.pth",
                    "torch/hub/checkpoints", ("fid", "kid"),
                    note="Inception v3 of the TF FID reference (torch-fidelity 'inception-v3-compat')"),
-        # No-reference metrics (benchmark.nr_metrics): the files pyiqa's archs download, named as
-        # in pyiqa's own default_model_urls. Only MUSIQ's name carries a digest prefix.
-        WeightFile("niqe-params", "niqe_modelparameters.mat", PYIQA_HUB + "niqe_modelparameters.mat",
-                   "torch/hub/pyiqa", ("niqe",), note="NIQE pristine model (pyiqa, MATLAB v5 .mat)"),
-        WeightFile("brisque-svm", "brisque_svm_weights.pth", PYIQA_HUB + "brisque_svm_weights.pth",
-                   "torch/hub/pyiqa", ("brisque",), note="BRISQUE SVR support vectors (pyiqa, from piq)"),
-        WeightFile("musiq-koniq", "musiq_koniq_ckpt-e95806b9.pth", PYIQA_HUB + "musiq_koniq_ckpt-e95806b9.pth",
-                   "torch/hub/pyiqa", ("musiq",), note="MUSIQ trained on KonIQ-10k (pyiqa)"),
-        WeightFile("maniqa-koniq", "ckpt_koniq10k.pt", PYIQA_HUB + "ckpt_koniq10k.pt",
-                   "torch/hub/pyiqa", ("maniqa",), note="MANIQA trained on KonIQ-10k (pyiqa)"),
-        # pyiqa's CLIP loader reads OpenAI's TorchScript RN50.pt (code, not data); the same weights
-        # as a plain state dict are open_clip's hub copy, which pyiqa's build_model accepts as is.
-        WeightFile("clip-rn50-openai", "open_clip_pytorch_model.bin",
-                   "https://huggingface.co/timm/resnet50_clip.openai/resolve/main/open_clip_pytorch_model.bin",
-                   "huggingface/timm--resnet50_clip.openai", ("clipiqa",),
-                   note="OpenAI CLIP RN50 as a state dict (open_clip's hub copy), for CLIP-IQA"),
     )
-    return {e.key: e for e in entries}
+    return {e.key: e for e in entries + _iqa_entries()}
+
+
+def _iqa_entries() -> tuple[WeightFile, ...]:
+    """The no-reference metrics' files (daclip.iqa.FILES, their one table), where daclip.restore
+    also looks for them (daclip.weights.cached_path inside the same folder)."""
+    from daclip.iqa import FILES, file_subdir, metrics_of
+
+    return tuple(WeightFile(k, e.filename, f"https://huggingface.co/{e.hf_repo}/resolve/main/{e.filename}",
+                            file_subdir(k), metrics_of(k), sha256=e.sha256, size=e.size, note=e.note)
+                 for k, e in FILES.items())
 
 
 WEIGHTS = _table()
@@ -172,24 +164,6 @@ def load_state_dict(key: str, wdir: Path) -> dict:
         return extract_state_dict(load_checkpoint(path, what="weights file"), source=str(path))
     except UserError as exc:
         raise WeightsProblem(str(exc)) from None
-
-
-def load_object(key: str, wdir: Path):
-    """The verified object stored in weights ``key`` (not necessarily a state dict), read by the
-    restricted loader; ``.mat`` files give their numeric arrays (daclip.safe_load.load_mat)."""
-    from daclip.safe_load import load_checkpoint, load_mat
-
-    w = WEIGHTS[key]
-    path = verify_file(w, wdir)
-    try:
-        if path.suffix == ".mat":
-            return load_mat(path, MAT_KEYS[key], what="weights file")
-        return load_checkpoint(path, what="weights file")
-    except UserError as exc:
-        raise WeightsProblem(str(exc)) from None
-
-
-MAT_KEYS = {"niqe-params": ("mu_prisparam", "cov_prisparam")}  # the variables pyiqa's NIQE reads
 
 
 def fetch(keys: list[str], wdir: Path, *, mirror: str | None = None, progress: bool = True) -> list[Path]:

@@ -88,7 +88,7 @@ def _toolkit(name, wdir):
     from benchmark.nr_metrics import NR_METRICS
 
     m = NR_METRICS[name]
-    m.net = None
+    m.scorer.net = None
     m.prepare(wdir, "cpu")
     return m
 
@@ -109,7 +109,7 @@ def _pyiqa(name, wdir, monkeypatch):
         m.load_weights(path("maniqa-koniq"), weight_keys=None)  # pyiqa's own loader, on the same file
         return m
     if name == "clipiqa":
-        from benchmark.nr_metrics import import_clipiqa_arch
+        from daclip.iqa import import_clipiqa_arch
 
         clipiqa_arch = import_clipiqa_arch()
         from pyiqa.archs import clip_model
@@ -173,7 +173,7 @@ def test_hostile_file_runs_nothing_and_leaves_metric_unavailable(key, metric, tm
     torch.save({"weight": torch.ones(1), "x": _Payload(marker)}, path)
     monkeypatch.setitem(bw.WEIGHTS, key, dataclasses.replace(w, sha256=sha256_file(path)))
     m = NR_METRICS[metric]
-    m.net = None
+    m.scorer.net = None
     with pytest.raises(MetricUnavailable) as e:
         m.prepare(tmp_path, "cpu")
     assert "refused" in str(e.value) and "system" in str(e.value) and str(path) in str(e.value)
