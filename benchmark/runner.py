@@ -42,6 +42,7 @@ from builders.tasks import DEGRADATIONS
 
 from daclip.device import check_device
 
+from .cost import PeakMemory, cached_flops
 from .methods import Method, MethodUnavailable, create_method, method_spec
 from .metrics import Metric, MetricUnavailable, get_metric, images_to_batch
 from .store import ResultStore, merge_rank_files
@@ -270,6 +271,7 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
     ready: list[Method] = []
     skipped: dict[str, str] = {}
     timings: dict[str, dict] = {}
+    costs: dict[str, dict | None] = {}  # FLOPs at 256x256 of the neural methods (benchmark.cost)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="bench")
     try:
         for method in methods:
@@ -279,8 +281,13 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
                 skipped[method.name] = str(exc)  # listed with the reason; the run goes on
                 continue
             ready.append(method)
-            timings[method.name] = _MethodRun(cfg, method, shard, names, scorer, store, pool, workers,
-                                              progress=cfg.progress and dist.is_main).run()
+            if dist.is_main and getattr(method, "net", None) is not None:  # a neural method
+                costs[method.name] = cached_flops(cfg.out, method)
+            with PeakMemory(device) as peak:
+                timings[method.name] = _MethodRun(cfg, method, shard, names, scorer, store, pool, workers,
+                                                  progress=cfg.progress and dist.is_main).run()
+            if timings[method.name]["images"]:  # nothing restored or scored: no figure of this run
+                timings[method.name].update(peak_memory_bytes=peak.bytes, peak_memory_kind=peak.kind)
             store.flush()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -300,7 +307,7 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
             _run_set_metrics(cfg, method, items, set_metrics, store)
         store.flush()
     settings = {"batch_size": cfg.batch_size, "amp": cfg.amp, "device": cfg.device, "workers": workers,
-                "metric_backend": backend, "world_size": dist.world_size, "timings": timings}
+                "metric_backend": backend, "world_size": dist.world_size, "timings": timings, "flops": costs}
     return RunResult(items, ready, store, [m.name for m in metrics], unavailable, skipped, settings)
 
 

@@ -122,6 +122,7 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
                      "seconds_per_megapixel": (None if getattr(m, "result_only", False)
                                                else _seconds_per_megapixel(outputs, result.items, m)),
                      "settings": dict(getattr(m, "settings", {}) or {}),
+                     **_cost(result, m.name),
                      **({"result_only": True, "n": m.coverage["n"], "of": m.coverage["of"]}
                         if getattr(m, "result_only", False) else {})}
                     for m in result.methods],
@@ -142,6 +143,16 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
         "degradation_eval": degradation_eval if degradation_eval is not None else _degradation_eval(cfg),
         "examples": examples,
     }, long
+
+
+def _cost(result: RunResult, name: str) -> dict:
+    """FLOPs at 256x256 (neural methods) and the peak memory of this run's work of the method."""
+    run = getattr(result, "settings", {}) or {}
+    t = run.get("timings", {}).get(name, {})
+    peak = t.get("peak_memory_bytes")
+    return {"flops": run.get("flops", {}).get(name),
+            "peak_memory_mb": None if peak is None else round(peak / 2**20, 1),
+            "peak_memory_kind": t.get("peak_memory_kind")}
 
 
 def _seconds_per_megapixel(outputs: pd.DataFrame, items: pd.DataFrame, method) -> float | None:
