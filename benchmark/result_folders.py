@@ -43,7 +43,7 @@ _SHOWN = 20  # names listed per problem kind on the console (all of them go to s
 def parse_results(pairs: list[str], methods: list[str]) -> dict[str, Path]:
     """``NAME=DIR`` options -> {name: folder}; a UserError for a bad or clashing one."""
     out: dict[str, Path] = {}
-    known = set(method_specs())
+    known = set(method_specs()) if pairs else set()  # (the registry imports torch: only when asked)
     for pair in pairs:
         name, sep, path = pair.partition("=")
         name = name.strip()
