@@ -1,4 +1,5 @@
-"""No-reference metrics (NIQE, BRISQUE, MUSIQ, CLIP-IQA, MANIQA) through pyiqa's own architectures.
+"""Image quality networks through pyiqa's own architectures: the no-reference metrics (NIQE,
+BRISQUE, MUSIQ, CLIP-IQA, MANIQA) and the benchmark's LPIPS.
 
 The field scores images without ground truth with pyiqa; these metrics run pyiqa's very
 network classes with its default settings of each metric (``pyiqa.default_model_configs``),
@@ -199,6 +200,45 @@ def _clipiqa(objs: dict):
     clip = clip_from_state_dict(_state(objs, "clip-rn50-openai"))
     with _replaced(clipiqa_arch, "load", lambda name, device="cpu", **kw: clip):
         return clipiqa_arch.CLIPIQA(model_type="clipiqa", backbone="RN50")
+
+
+def lpips_alex(alexnet_sd: dict, lpips_sd: dict):
+    """pyiqa's LPIPS v0.1 (AlexNet) network, filled from two verified state dicts: torchvision's
+    AlexNet (``features.*`` keys) and the LPIPS linear layers (``lin<k>.model.1.weight``).
+
+    pyiqa's AlexNet wrapper calls ``torchvision.models.alexnet(weights='IMAGENET1K_V1')`` (a
+    download) whatever its ``pretrained`` says; that one call is made with ``weights=None``.
+    """
+    import torchvision
+    from pyiqa.archs import lpips_arch
+
+    class _NoDownload:  # torchvision.models as the AlexNet wrapper sees it
+        @staticmethod
+        def alexnet(weights=None, **kw):
+            return torchvision.models.alexnet(weights=None, **kw)
+
+    with _replaced(lpips_arch, "models", _NoDownload):
+        net = lpips_arch.LPIPS(pretrained=False, net="alex", version="0.1", pnet_rand=True)
+    slices = {i: n for n, (lo, hi) in enumerate(((0, 2), (2, 5), (5, 8), (8, 10), (10, 12)), start=1)
+              for i in range(lo, hi)}
+    state = {}
+    for k, v in alexnet_sd.items():  # features.<i>.<param> -> net.slice<n>.<i>.<param>
+        parts = k.split(".")
+        if parts[0] == "features" and parts[1].isdigit() and int(parts[1]) in slices:
+            state[f"net.slice{slices[int(parts[1])]}.{'.'.join(parts[1:])}"] = v
+    for k, v in lpips_sd.items():  # pyiqa's file: lin<k>.* (and, saved whole, lins.<k>.* and net.*)
+        if k.startswith(("lin0.", "lin1.", "lin2.", "lin3.", "lin4.", "net.slice")):
+            state[k] = v
+    for k in range(5):
+        if f"lin{k}.model.1.weight" in state:
+            state[f"lins.{k}.model.1.weight"] = state[f"lin{k}.model.1.weight"]  # the same module, listed twice
+    own = net.state_dict()
+    missing = sorted(k for k in own if k not in state and not k.startswith("scaling_layer."))
+    if missing:
+        raise UserError(f"the LPIPS weights lack {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+    own.update({k: v for k, v in state.items() if k in own})
+    _load_strict(net, own, "the LPIPS weights")
+    return net.requires_grad_(False).eval()
 
 
 SPECS = (

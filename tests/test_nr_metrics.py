@@ -199,3 +199,23 @@ def test_missing_weights_name_the_file(tmp_path):
 
     with pytest.raises(MetricUnavailable, match="niqe_modelparameters.mat"):
         NR_METRICS["niqe"].prepare(tmp_path, "cpu")
+
+
+def test_lpips_through_pyiqa_keeps_the_values_of_the_hand_written_network():
+    """pyiqa's LPIPS, built without its loader, gives bit for bit what the toolkit's former
+    hand-written LpipsAlex gave on the same weights and images (values recorded from it)."""
+    import torchvision
+
+    from daclip.iqa import lpips_alex
+
+    torch.manual_seed(7)
+    alex = torchvision.models.alexnet().state_dict()
+    lin = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate((64, 192, 384, 256, 256))}
+    rng = np.random.default_rng(7)
+    a = torch.from_numpy(rng.integers(0, 256, (2, 3, 48, 64), dtype=np.uint8)).float() / 255
+    b = torch.from_numpy(rng.integers(0, 256, (2, 3, 48, 64), dtype=np.uint8)).float() / 255
+    with torch.no_grad():
+        v = lpips_alex(alex, lin)(a, b, normalize=True).reshape(-1).tolist()
+    assert [x.hex() for x in v] == ["0x1.c32d320000000p-1", "0x1.ba518e0000000p-1"]
+    with pytest.raises(Exception, match="lack"):
+        lpips_alex(alex, {})
