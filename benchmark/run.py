@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "matched by <type>/<name> or a flat <name>; missing, extra, unreadable and wrong-size "
                    "files are listed")
     p.add_argument("--tasks", help="comma-separated degradation types (default: every type the dataset's split has)")
-    p.add_argument("--metrics", help="comma-separated metrics (psnr, ssim, psnr_y, ssim_y, lpips, fid, kid), "
+    p.add_argument("--metrics", help="comma-separated metrics (psnr, ssim, psnr_y, ssim_y, lpips, fid, kid; no reference: "
+                   "niqe, brisque, musiq, clipiqa, maniqa), "
                    "'all', or 'default' (psnr,ssim,lpips,fid); metrics whose weights are missing are "
                    "reported unavailable")
     p.add_argument("--split", default="val", help="dataset split to evaluate (default: val)")
