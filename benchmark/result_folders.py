@@ -24,6 +24,7 @@ of every cache key: an unchanged folder is never rescored; a changed file gives 
 from __future__ import annotations
 
 import hashlib
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -79,6 +80,12 @@ class ResultFolder(Method):
         """Match the folder's files to ``items`` (the images of this run); files of other
         images of the split (outside --tasks or --limit) are neither missing nor extra."""
         root = self.folder
+        subdirs = sorted(d.name for d in root.iterdir() if d.is_dir())
+        numbered = [d for d in subdirs if re.fullmatch(r"\d\d_.+", d) and d != "00_gt"]
+        if "00_gt" in subdirs and numbered:  # CDD-11's `methods` branch: one folder per method
+            raise UserError(f"--results {self.name}={root}: this holds CDD-11's published outputs of "
+                            f"{len(numbered)} methods; give one folder per row, e.g. "
+                            f"--results {numbered[-1].split('_', 1)[1]}={root / numbered[-1]}")
         files = images_in(root, recursive=True)
         if not files:
             raise UserError(f"--results {self.name}={root}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")

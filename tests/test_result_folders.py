@@ -140,3 +140,21 @@ def test_cli_errors(mini_root, tmp_path, capsys):
         assert bench_main(["--dataset", str(mini_root), "--out", str(tmp_path / "o"), *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and msg in err
+
+
+def test_cdd11_methods_branch_layout(mini_root, classical_run, tmp_path, capsys):
+    """CDD-11's published outputs: NN_<Method>/<type>/<name>.png beside 00_gt/; one method
+    folder is a row as is, the branch root is refused with the folder to give."""
+    src = classical_run / "outputs" / "classical" / "val"
+    root = tmp_path / "methods"
+    shutil.copytree(src, root / "17_OneRestore")
+    shutil.copytree(src, root / "01_input")
+    (root / "00_gt").mkdir()
+    out = tmp_path / "scored"
+    base = ["--dataset", str(mini_root), "--out", str(out), "--methods", "classical", "--metrics", "psnr",
+            "--limit", "2", "--quiet"]
+    assert bench_main([*base, "--results", f"OneRestore={root / '17_OneRestore'}"]) == 0
+    s = read_summary(out / "summary.json")
+    assert s["tables"]["psnr"]["OneRestore"] == s["tables"]["psnr"]["classical"]
+    assert bench_main([*base, "--results", f"all={root}"]) == 2
+    assert "--results OneRestore=" in capsys.readouterr().err
