@@ -57,7 +57,12 @@ def network_flops(method, size: int = FLOP_SIZE) -> dict | None:
     method._call = counting_call  # this instance only, for this count
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as other:
-            method.restore_batch([img], ["noisy"], keys=["flop-count"])
+            if callable(getattr(method, "restore_tensor", None)):  # the network methods' own path
+                dev = next(method.net.parameters()).device
+                x = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev, torch.float32) / 255.0
+                method.restore_tensor(x, ["flop-count"])
+            else:
+                method.restore_batch([img], ["noisy"], keys=["flop-count"])
     finally:
         del method._call
     if not first:

@@ -4,7 +4,7 @@ BRISQUE, MUSIQ, CLIP-IQA, MANIQA) and the benchmark's LPIPS.
 The field scores images without ground truth with pyiqa; these metrics run pyiqa's very
 network classes with its default settings of each metric (``pyiqa.default_model_configs``),
 so a value equals ``pyiqa.create_metric(name)`` on the same image. What differs is who reads
-the weights: pyiqa's constructors download and ``torch.load(weights_only=False)`` them; here
+the weights: pyiqa's constructors download and unpickle them in full (code included); here
 every file comes from the weights folder (:data:`FILES`, the one table of their names and
 sources; benchmark.weights verifies them for the benchmark, daclip.weights for
 ``daclip.restore --metrics``) and is read by the toolkit's restricted loader
