@@ -89,3 +89,26 @@ def test_cost_in_summary_csv_latex_and_report(mini_root, tmp_path):
     html = (out / "report" / "index.html").read_text()
     overview = html.split('id="overview-table"')[1].split("</table>")[0]
     assert "GFLOPs / call" in overview and g in overview and "MB" in overview
+
+
+@pytest.mark.parametrize("steps", [2, 3])
+def test_diffusion_counts_its_configured_steps(tmp_path, steps):
+    """IR-SDE (tiny UNet): calls per image = the configured steps, each call the network's FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmark.methods import create_method
+    from daclip.networks import build_network
+
+    torch.manual_seed(0)
+    net = build_network("irsde", preset="tiny")
+    torch.save(net.state_dict(), tmp_path / "irsde.pth")
+    (tmp_path / "irsde.pth.json").write_text(json.dumps({"network": "irsde", "config": {"preset": "tiny"}}))
+    m = create_method("irsde", weights=str(tmp_path / "irsde.pth"), steps=str(steps))
+    m.prepare("cpu")
+    f = network_flops(m)
+    assert f["calls_per_image"] == steps
+    x = torch.rand(1, 3, 256, 256)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        m.net(x, x, torch.tensor([1.0]))
+    assert f["flops_per_call"] == fc.get_total_flops() > 0
+    assert f["flops_per_image"] == steps * f["flops_per_call"] + f["other_flops_per_image"]
