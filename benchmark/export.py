@@ -63,7 +63,11 @@ def _grid(summary: dict, overview: bool):
         rows = []
         for method in summary["methods"]:
             cells = []
+            skipped = summary.get("skipped_tasks", {}).get(method["name"], {})
             for _, metric, key in cols:
+                if key in skipped:
+                    cells.append(("skipped", ""))
+                    continue
                 table = summary["tables"][metric["name"]]
                 marks = rank_marks({m: table.get(m, {}).get(key) for m in table}, metric["higher_is_better"])
                 cells.append((_cell(table.get(method["name"], {}).get(key), metric["fmt"]), marks.get(method["name"], "")))

@@ -27,7 +27,13 @@ class _NRMetric:
         return self.scorer.net
 
     def prepare(self, weights_dir: Path, device: str) -> None:
-        from .weights import WEIGHTS, WeightsProblem, file_digest, unavailable_reason, verify_file
+        from .weights import (
+            WEIGHTS,
+            WeightsProblem,
+            file_digest,
+            unavailable_reason,
+            verify_file,
+        )
 
         name, keys = self.scorer.spec.name, self.scorer.spec.weights
         reason = unavailable_reason(name, weights_dir)

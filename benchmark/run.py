@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from builders.errors import UserError, cli_entry
-from builders.tasks import DEGRADATIONS, parse_tasks
+from builders.tasks import DEGRADATIONS
 
 DEFAULT_OUT = Path("results")
 
@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run restoration methods over a built dataset, score them per image and per "
         "degradation type, store results (parquet, JSON) and render an HTML report. Re-running "
         "computes only what is missing.",
-        epilog="Degradation types: " + ", ".join(DEGRADATIONS),
+        epilog="Degradation types: the dataset's own (its manifest's vocabulary); the DA-CLIP sets: "
+        + ", ".join(DEGRADATIONS),
     )
     p.add_argument("--dataset", default="mini",
                    help="'mini' (built into datasets/mini if missing) or the root of any built dataset")
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score a folder of restored images as the method row NAME (repeatable); files are "
                    "matched by <type>/<name> or a flat <name>; missing, extra, unreadable and wrong-size "
                    "files are listed")
-    p.add_argument("--tasks", help="comma-separated degradation types (default: every type the dataset's split has)")
+    p.add_argument("--tasks", help="comma-separated types of the dataset's vocabulary (default: every type its "
+                   "split has)")
     p.add_argument("--metrics", help="comma-separated metrics (psnr, ssim, psnr_y, ssim_y, lpips, fid, kid; no reference: "
                    "niqe, brisque, musiq, clipiqa, maniqa), "
                    "'all', or 'default' (psnr,ssim,lpips,fid); metrics whose weights are missing are "
@@ -147,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     from .result_folders import parse_results
 
     results = parse_results(args.results, methods)
-    tasks = parse_tasks(args.tasks) if args.tasks else None
+    # checked against the dataset's vocabulary when it is read
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks and args.tasks.strip() != "all" else None
     metrics = parse_metrics(args.metrics)
     from .metrics import get_metric
 

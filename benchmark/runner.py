@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -37,8 +38,8 @@ from tqdm import tqdm
 from builders.errors import UserError
 from builders.io import atomic_write_bytes, encode_png, is_plain_png, read_image, sha256_bytes
 from builders.lock import FolderLock
-from builders.manifest import read_manifest
-from builders.tasks import DEGRADATIONS
+from builders.manifest import read_manifest, read_vocabulary
+from builders.tasks import parse_tasks
 
 from daclip.device import check_device
 
@@ -86,6 +87,7 @@ class RunResult:
     unavailable: dict[str, str]  # metric -> reason
     skipped_methods: dict[str, str] = field(default_factory=dict)  # method -> why it did not run
     settings: dict = field(default_factory=dict)  # batch size, amp, device, workers, metric backend
+    skipped_tasks: dict[str, dict[str, str]] = field(default_factory=dict)  # method -> type -> why not restored
 
 
 # ---------------------------------------------------------------- set-up
@@ -93,12 +95,14 @@ class RunResult:
 
 def select_items(cfg: RunConfig) -> pd.DataFrame:
     df = read_manifest(cfg.dataset)
+    vocab = read_vocabulary(cfg.dataset, df)
     if cfg.split not in set(df["split"]):
         raise UserError(f"dataset {cfg.dataset} has no {cfg.split!r} split (has: {', '.join(sorted(set(df['split'])))})")
+    # Tables, charts and grids follow the dataset's vocabulary order (the ten words' for DA-CLIP sets).
     if cfg.tasks is None:
-        present = set(df.loc[df["split"] == cfg.split, "type"])
-        # The ten in canonical order, then any other type the dataset names (an LQ-only index).
-        cfg.tasks = [t for t in DEGRADATIONS if t in present] + sorted(present - set(DEGRADATIONS))
+        cfg.tasks = vocab.order(set(df.loc[df["split"] == cfg.split, "type"]))
+    else:
+        cfg.tasks = parse_tasks(",".join(cfg.tasks), vocab.types)
     df = df[(df["split"] == cfg.split) & (df["type"].isin(cfg.tasks))]
     missing = [t for t in cfg.tasks if t not in set(df["type"])]
     if missing:
@@ -270,6 +274,7 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
     scorer = _Scorer(image_metrics, backend, device)
     ready: list[Method] = []
     skipped: dict[str, str] = {}
+    skipped_tasks: dict[str, dict[str, str]] = {}
     timings: dict[str, dict] = {}
     costs: dict[str, dict | None] = {}  # FLOPs at 256x256 of the neural methods (benchmark.cost)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="bench")
@@ -281,10 +286,19 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
                 skipped[method.name] = str(exc)  # listed with the reason; the run goes on
                 continue
             ready.append(method)
+            # Types the method has nothing for (classical on a type of the user's own): said once,
+            # their images left out of its row, which shows them as skipped.
+            cannot = {t: why for t in cfg.tasks if (why := getattr(method, "cannot_restore", lambda _t: None)(t))}
+            if cannot:
+                skipped_tasks[method.name] = cannot
+                if dist.is_main:
+                    for why in cannot.values():
+                        print(f"{method.name}: {why}; its images are skipped", file=sys.stderr)
+            mine = shard[~shard["type"].isin(set(cannot))] if cannot else shard
             if dist.is_main and getattr(method, "net", None) is not None:  # a neural method
                 costs[method.name] = cached_flops(cfg.out, method)
             with PeakMemory(device) as peak:
-                timings[method.name] = _MethodRun(cfg, method, shard, names, scorer, store, pool, workers,
+                timings[method.name] = _MethodRun(cfg, method, mine, names, scorer, store, pool, workers,
                                                   progress=cfg.progress and dist.is_main).run()
             if timings[method.name]["images"]:  # nothing restored or scored: no figure of this run
                 timings[method.name].update(peak_memory_bytes=peak.bytes, peak_memory_kind=peak.kind)
@@ -304,11 +318,12 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
         for method in ready:
             if getattr(method, "partial", False):
                 continue  # a set value over part of a type's images is not that type's value
-            _run_set_metrics(cfg, method, items, set_metrics, store)
+            cannot = set(skipped_tasks.get(method.name, {}))
+            _run_set_metrics(cfg, method, items[~items["type"].isin(cannot)] if cannot else items, set_metrics, store)
         store.flush()
     settings = {"batch_size": cfg.batch_size, "amp": cfg.amp, "device": cfg.device, "workers": workers,
                 "metric_backend": backend, "world_size": dist.world_size, "timings": timings, "flops": costs}
-    return RunResult(items, ready, store, [m.name for m in metrics], unavailable, skipped, settings)
+    return RunResult(items, ready, store, [m.name for m in metrics], unavailable, skipped, settings, skipped_tasks)
 
 
 def _result_folders(cfg: RunConfig, items: pd.DataFrame, names: dict[str, str]) -> list[Method]:

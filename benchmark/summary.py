@@ -20,7 +20,6 @@ import pandas as pd
 
 from builders.errors import UserError
 from builders.io import atomic_write_bytes, atomic_write_text
-from builders.tasks import DEGRADATIONS
 
 from .metrics import get_metric
 from .results import metric_table, per_task, select_sets, select_values
@@ -135,11 +134,13 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
         "unavailable": result.unavailable,
         # Methods that could not run here (no weights, ...): name -> reason.
         "skipped_methods": dict(getattr(result, "skipped_methods", {}) or {}),
+        # Types a method has nothing for (classical on a type of the user's own): method -> type -> reason.
+        **({"skipped_tasks": result.skipped_tasks} if getattr(result, "skipped_tasks", None) else {}),
         # Images a metric could not score (too small for its window): metric -> images + reasons.
         "skipped_images": _skipped_images(values),
         "run": dict(getattr(result, "settings", {}) or {}),
         "tables": tables,
-        "images": _per_image_rows(values, result),
+        "images": _per_image_rows(values, result, list(cfg.tasks)),
         "degradation_eval": degradation_eval if degradation_eval is not None else _degradation_eval(cfg),
         "examples": examples,
     }, long
@@ -183,9 +184,9 @@ def _skipped_images(values: pd.DataFrame) -> dict:
     return out
 
 
-def _per_image_rows(values: pd.DataFrame, result: RunResult) -> list[dict]:
+def _per_image_rows(values: pd.DataFrame, result: RunResult, tasks: list[str]) -> list[dict]:
     """One row per (image, method) with every per-image metric and the restored image's path
-    (relative to the run folder), for the report's drill-down; types in the canonical order,
+    (relative to the run folder), for the report's drill-down; types in the dataset's order,
     then image name, then methods in run order."""
     if values.empty:
         return []
@@ -203,7 +204,7 @@ def _per_image_rows(values: pd.DataFrame, result: RunResult) -> list[dict]:
         out = outputs.get((m, wid.get(m), *item)) if item else None
         rows.append({"type": t, "name": n, "method": display.get(m, m), "method_name": m, "output": out,
                      "values": {k: _clean(v) for k, v in row.items()}})
-    rank = {t: i for i, t in enumerate(DEGRADATIONS)}
+    rank = {t: i for i, t in enumerate(tasks)}
     rows.sort(key=lambda r: (rank.get(r["type"], len(rank)), r["name"], order.get(r["method_name"], len(order))))
     return rows
 

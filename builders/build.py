@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--index", type=Path, metavar="DIR",
                      help="write a manifest for a folder already in the official layout (<split>/<type>/{LQ,GT} or "
                      "<type>/{LQ,GT}, LQ and GT of equal names) in place, copying nothing; <type>/{LQ,GT} without "
-                     "a split folder counts as val")
+                     "a split folder counts as val; <type> is any folder name (noisy, underwater, low_haze_rain)")
+    src.add_argument("--prompt", action="append", default=[], metavar="TYPE=TEXT",
+                     help="with --index: the text a type is prompted with in captions and DA-CLIP (default: "
+                     "its name with _ and - read as spaces); repeatable")
     src.add_argument("--lq-only", action="store_true",
                      help="with --index: degraded images without ground truth, in DIR (type 'unknown') or "
                      "DIR/<type>/ (the folder name is the type); benchmarks then use no-reference metrics")
@@ -62,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rebuild pairs even if they are already built; re-check cached downloads (a bad one is "
                    "fetched again) and extract archives again; with --index, replace a manifest a build wrote")
     p.add_argument("--seed", type=int, default=0, help="seed for crops and degradations (default 0)")
-    p.add_argument("--tasks", help="comma-separated degradation types to synthesise (default: all ten)")
+    p.add_argument("--tasks", help="with --preset/--images: comma-separated types to synthesise, among the ten "
+                   "(default: all ten)")
     syn = p.add_argument_group("synthetic set options (--preset/--images)")
     syn.add_argument("--crop", type=int, default=None, help="square crop size in pixels; 0 keeps whole images (default 128)")
     syn.add_argument("--short-side", type=int, default=None, help="resize sources to this short side first (default 256; 0: no resize)")
@@ -160,12 +164,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.lq_only and not args.index:
         raise UserError("--lq-only goes with --index DIR")
+    if args.prompt and not args.index:
+        raise UserError("--prompt TYPE=TEXT goes with --index DIR")
     if args.index:
         from .index import index_folder, index_lq_only
 
         if args.root is not None and Path(args.root).resolve() != Path(args.index).resolve():
             raise UserError("--index DIR writes the manifest into DIR itself; leave out --root")
-        summary = (index_lq_only if args.lq_only else index_folder)(args.index, force=args.force)
+        prompts = {}
+        for item in args.prompt:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"--prompt expects TYPE=TEXT, got {item!r}")
+            prompts[key.strip()] = value.strip()
+        if args.lq_only:
+            summary = index_lq_only(args.index, force=args.force, prompts=prompts)
+        else:
+            summary = index_folder(args.index, force=args.force, prompts=prompts)
         print(summary)
         return 0
     if val_preset:

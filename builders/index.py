@@ -3,6 +3,12 @@
     DIR/<split>/<type>/{LQ,GT}/<name>   (split: train, val; test counts as val)
     DIR/<type>/{LQ,GT}/<name>           (no split folder: val)
 
+``<type>`` is any safe folder name (builders.vocabulary.check_type_name): the ten DA-CLIP
+words or the user's own (underwater, moire, low_haze_rain). The dataset's vocabulary is the
+DA-CLIP one when every type is a DA-CLIP word, else the types in name order, each prompted
+with its name read with spaces unless ``prompts`` says otherwise; it is stored in the manifest.
+A type folder without images is left out with a warning.
+
 Writes DIR/manifest.parquet in place, copying nothing: each row points at the existing files
 (paths relative to DIR). LQ and GT are paired by equal file name, as the official loaders
 expect. Pairs whose LQ and GT differ in size, and files that cannot be read, make the index
@@ -23,7 +29,14 @@ from .errors import UserError
 from .io import atomic_write_text, sha256_file
 from .layout import item_id
 from .lock import FolderLock
-from .pairing import OFFICIAL_SPLITS, PairingResult, find_official, match_names
+from .pairing import (
+    OFFICIAL_SPLITS,
+    PairingResult,
+    find_official,
+    images_in,
+    match_names,
+)
+from .vocabulary import Vocabulary, check_type_name, default_vocabulary
 
 REPORT_NAME = "index_report.json"
 INDEXED = "builders.build --index"
@@ -37,30 +50,37 @@ def _size(path: Path) -> tuple[int, int] | str:
         return f"cannot read: {exc}"
 
 
-def index_folder(root: str | Path, *, force: bool = False) -> str:
-    """Index ``root`` in place; returns a one-paragraph summary. UserError when refused."""
+def index_folder(root: str | Path, *, force: bool = False, prompts: dict[str, str] | None = None) -> str:
+    """Index ``root`` in place; returns a one-paragraph summary. UserError when refused.
+
+    ``prompts``: type -> prompt text, for types whose text is not their name read with spaces."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"--index {root}: not a folder")
     with FolderLock(root, "dataset root"):
-        return _index_locked(root, force)
+        return _index_locked(root, force, dict(prompts or {}))
 
 
-def _index_locked(root: Path, force: bool) -> str:
+def _index_locked(root: Path, force: bool, prompts: dict[str, str]) -> str:
     old = mf.read_manifest(root, required=False)
     built = [] if old.empty else [r for r in old["parameters"] if json.loads(r or "{}").get("indexed") != INDEXED]
     if built and not force:
         raise UserError(f"--index {root}: it already has a manifest written by a build ({len(built)} rows with "
                         "their recipes and seeds); --index --force replaces it")
-    found = find_official(root)
+    found = find_official(root, any_type=True)
     if not found:
-        raise UserError(f"--index {root}: no <split>/<type>/{{LQ,GT}} or <type>/{{LQ,GT}} folders found (type: one "
-                        "of the ten degradation words, e.g. val/noisy/LQ and val/noisy/GT)")
+        raise UserError(f"--index {root}: no <split>/<type>/{{LQ,GT}} or <type>/{{LQ,GT}} folders found (type: a "
+                        "folder name such as noisy or underwater, e.g. val/underwater/LQ and val/underwater/GT)")
+    for d, _split, task in found:
+        check_type_name(task, f"--index {root}: folder {d.relative_to(root).as_posix()}")
     res = PairingResult()
-    layout = []
+    layout, warnings = [], []
     for d, split_dir, task in found:
         split = OFFICIAL_SPLITS[split_dir] if split_dir else "val"
         n0 = len(res.pairs)
+        if not images_in(d / "LQ") and not images_in(d / "GT"):
+            warnings.append(f"warning: {d.relative_to(root).as_posix()}/{{LQ,GT}} holds no images; left out")
+            continue
         match_names(res, split, d / "LQ", d / "GT", task=task)
         layout.append(f"{d.relative_to(root).as_posix()}/{{LQ,GT}} -> {split}/{task}: {len(res.pairs) - n0} pairs")
     rows, refused, seen = [], [], {}
@@ -95,20 +115,32 @@ def _index_locked(root: Path, force: bool) -> str:
                         f"{first['id']}: {first['kind']}: {first['detail']}); no manifest was written; every one "
                         f"is listed in {root / REPORT_NAME}")
     if not rows:
-        raise UserError(f"--index {root}: no LQ/GT pairs of equal file names found (see {root / REPORT_NAME})")
-    mf.write_manifest(root, rows)
-    lines = [f"{root}: indexed {len(rows)} pairs in place ({', '.join(f'{k} {v}' for k, v in report['counts'].items())}); "
-             f"manifest {mf.manifest_path(root)}"]
+        empty = f"; type folders without images: {', '.join(w.split()[1] for w in warnings)}" if warnings else ""
+        raise UserError(f"--index {root}: no LQ/GT pairs of equal file names found (see {root / REPORT_NAME}){empty}")
+    vocab = _vocabulary(rows, prompts)
+    mf.write_manifest(root, rows, vocabulary=vocab)
+    lines = [*warnings, f"{root}: indexed {len(rows)} pairs in place ({', '.join(f'{k} {v}' for k, v in report['counts'].items())}); "
+             f"manifest {mf.manifest_path(root)}",
+             "  vocabulary: " + ", ".join(t if p == t else f"{t} ({p!r})" for t, p in zip(vocab.types, vocab.prompts))]
     if res.problems:
         lines.append(f"  {len(res.problems)} files without a partner were left out (see {root / REPORT_NAME}), e.g. "
                      f"{res.problems[0]['file']}: {res.problems[0]['detail']}")
     return "\n".join(lines)
 
 
+def _vocabulary(rows: list[dict], prompts: dict[str, str]) -> Vocabulary:
+    """The DA-CLIP vocabulary when every type is a DA-CLIP word, else the types in name order."""
+    types = sorted({r["type"] for r in rows})
+    vocab = default_vocabulary(types)
+    if prompts or not vocab.is_daclip:
+        vocab = Vocabulary.of(vocab.order(types) if vocab.is_daclip else types, prompts)
+    return vocab
+
+
 LQ_ONLY_TYPE = "unknown"  # the type of images directly in a flat LQ-only folder
 
 
-def index_lq_only(root: str | Path, *, force: bool = False) -> str:
+def index_lq_only(root: str | Path, *, force: bool = False, prompts: dict[str, str] | None = None) -> str:
     """Index degraded images that have no ground truth (``--index DIR --lq-only``), in place.
 
     ``DIR/<name>`` (flat: type ``unknown``) and ``DIR/<type>/<name>`` (the folder name is the
@@ -119,20 +151,18 @@ def index_lq_only(root: str | Path, *, force: bool = False) -> str:
     if not root.is_dir():
         raise UserError(f"--index {root}: not a folder")
     with FolderLock(root, "dataset root"):
-        return _index_lq_only_locked(root, force)
+        return _index_lq_only_locked(root, force, dict(prompts or {}))
 
 
-def _index_lq_only_locked(root: Path, force: bool) -> str:
-    from .pairing import images_in
-
+def _index_lq_only_locked(root: Path, force: bool, prompts: dict[str, str]) -> str:
     old = mf.read_manifest(root, required=False)
     built = [] if old.empty else [r for r in old["parameters"] if json.loads(r or "{}").get("indexed") != INDEXED]
     if built and not force:
         raise UserError(f"--index {root}: it already has a manifest written by a build ({len(built)} rows with "
                         "their recipes and seeds); --index --lq-only --force replaces it")
     groups = [(LQ_ONLY_TYPE, images_in(root))]
-    groups += [(d.name, images_in(d)) for d in sorted(root.iterdir())
-               if d.is_dir() and not d.name.startswith(".") and not d.is_symlink()]
+    groups += [(check_type_name(d.name, f"--index {root} --lq-only: folder {d.name}"), images_in(d))
+               for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".") and not d.is_symlink()]
     rows, problems = [], []
     for task, files in groups:
         for f in files:
@@ -153,7 +183,8 @@ def _index_lq_only_locked(root: Path, force: bool) -> str:
     if not rows:
         raise UserError(f"--index {root} --lq-only: no readable images in the folder or its <type>/ subfolders "
                         f"(see {root / REPORT_NAME})")
-    mf.write_manifest(root, rows)
+    vocab = _vocabulary(rows, prompts)
+    mf.write_manifest(root, rows, vocabulary=vocab)
     lines = [f"{root}: indexed {len(rows)} images without ground truth in place "
              f"({', '.join(f'{k} {v}' for k, v in report['counts'].items())}); manifest {mf.manifest_path(root)}"]
     if problems:

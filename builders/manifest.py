@@ -2,7 +2,8 @@
 
 Columns (all builders write the same schema):
     id          "<split>/<type>/<stem>", unique
-    type        one of builders.tasks.DEGRADATIONS
+    type        a type of the dataset's vocabulary (builders.vocabulary: the ten DA-CLIP words
+                for the presets, any safe name for an indexed folder)
     split       "train" or "val"
     name        file name shared by LQ and GT
     lq_path     path of the LQ image relative to the root (POSIX)
@@ -13,6 +14,10 @@ Columns (all builders write the same schema):
     parameters  JSON of the degradation parameters (synthetic LQ) or {} (real LQ)
     sha256      sha256 of the LQ file
     gt_sha256   sha256 of the GT file
+
+The dataset's ordered vocabulary (type names and prompt texts) is stored in the same file,
+as the parquet key-value metadata entry ``daclip.vocabulary`` (see builders.vocabulary),
+written unless it is the DA-CLIP one, so ten-type manifests are as before.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from .errors import UserError
 from .io import atomic_write_bytes
 from .layout import manifest_path
 from .lock import FolderLock
+from .vocabulary import METADATA_KEY, Vocabulary, check_covers, decode, default_vocabulary, encode
 
 COLUMNS: tuple[str, ...] = (
     "id", "type", "split", "name", "lq_path", "gt_path", "source", "licence",
@@ -102,8 +108,40 @@ def sigint_deferred():
             old(signal.SIGINT, None)
 
 
-def write_manifest(root: str | Path, rows: Iterable[Mapping] | pd.DataFrame) -> Path:
+def read_vocabulary(root: str | Path, df: pd.DataFrame | None = None) -> Vocabulary:
+    """The dataset's vocabulary: the one recorded in the manifest, else the default for its types."""
+    path = manifest_path(root)
+    recorded = _recorded_vocabulary(path)
+    if df is None:
+        df = read_manifest(root)
+    types = set(df["type"])
+    if recorded is not None:
+        check_covers(recorded, sorted(types), f"the vocabulary recorded in {path}", f"manifest {path}")
+        return recorded
+    return default_vocabulary(types)
+
+
+def _recorded_vocabulary(path: Path) -> Vocabulary | None:
+    if not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise UserError(f"cannot read manifest {path}: {exc}") from None
+    return decode(meta.get(METADATA_KEY), str(path))
+
+
+_KEEP = object()
+
+
+def write_manifest(root: str | Path, rows: Iterable[Mapping] | pd.DataFrame, vocabulary=_KEEP) -> Path:
     """Write the manifest atomically (sorted by id; duplicate ids are an error).
+
+    ``vocabulary``: the dataset's Vocabulary; by default the one the manifest there records
+    (rows of new types add them at its end). It is stored in the file unless it is the DA-CLIP
+    one, which a manifest without the entry has (so ten-type manifests are byte-identical).
 
     Holds the root's writer lock (re-entrant: builders that hold it already pass through) and
     defers Ctrl-C until the new manifest is in place, so an interrupt never loses it.
@@ -113,9 +151,25 @@ def write_manifest(root: str | Path, rows: Iterable[Mapping] | pd.DataFrame) -> 
     if dup:
         raise ValueError(f"duplicate manifest ids: {dup[:5]}")
     path = manifest_path(root)
+    types = set(df["type"])
     with FolderLock(root, "dataset root"), sigint_deferred():
+        if vocabulary is _KEEP:
+            vocabulary = _recorded_vocabulary(path)
+            if vocabulary is not None and not types <= set(vocabulary.types):
+                # new types follow the recorded ones, which keep their order and prompt texts
+                vocabulary = vocabulary.extended(Vocabulary.of(sorted(types - set(vocabulary.types))))
+        if vocabulary is not None:
+            check_covers(vocabulary, sorted(types), "the dataset's vocabulary", "the manifest")
         buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
+        if vocabulary is None or vocabulary.is_daclip:
+            df.to_parquet(buf, index=False)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: encode(vocabulary)})
+            pq.write_table(table, buf)
         atomic_write_bytes(path, buf.getvalue())
     return path
 

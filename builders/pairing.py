@@ -148,9 +148,12 @@ OFFICIAL_SPLITS = {"train": "train", "val": "val", "test": "val"}
 _SKIP_DIRS = ("__MACOSX",)
 
 
-def find_official(root: Path, max_depth: int = 4) -> list[tuple[Path, str | None, str]]:
+def find_official(root: Path, max_depth: int = 4, *, any_type: bool = False) -> list[tuple[Path, str | None, str]]:
     """(type folder, split folder name or None, type) for every ``<type>/{LQ,GT}`` at most
-    ``max_depth`` levels below ``root``, shallowest first. Hidden folders are not searched."""
+    ``max_depth`` levels below ``root``, shallowest first. Hidden folders are not searched.
+
+    ``type`` is one of the ten DA-CLIP words, or with ``any_type`` any folder below ``root``
+    that holds LQ/ and GT/ (its name is checked by the caller)."""
     from .tasks import DEGRADATIONS
 
     found = []
@@ -160,7 +163,7 @@ def find_official(root: Path, max_depth: int = 4) -> list[tuple[Path, str | None
         dirnames[:] = sorted(n for n in dirnames if not n.startswith(".") and n not in _SKIP_DIRS)
         if len(d.parts) - base >= max_depth:
             dirnames[:] = []
-        if d.name in DEGRADATIONS and {"LQ", "GT"} <= set(dirnames):
+        if (d.name in DEGRADATIONS or (any_type and d != Path(root))) and {"LQ", "GT"} <= set(dirnames):
             parent = d.parent.name if d != Path(root) else None
             found.append((d, parent if parent in OFFICIAL_SPLITS else None, d.name))
             dirnames[:] = []

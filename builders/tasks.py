@@ -22,18 +22,19 @@ DEGRADATIONS: tuple[str, ...] = (
 SPLITS: tuple[str, ...] = ("train", "val")
 
 
-def parse_tasks(text: str | None) -> list[str]:
-    """Parse a comma-separated list of degradation types (None/'all' -> all ten)."""
+def parse_tasks(text: str | None, choices: tuple[str, ...] | list[str] = DEGRADATIONS) -> list[str]:
+    """Parse a comma-separated list of degradation types among ``choices`` (a dataset's
+    vocabulary; default the ten) (None/'all' -> all of them)."""
     from .errors import UserError
 
     if text is None or text.strip() in ("", "all"):
-        return list(DEGRADATIONS)
+        return list(choices)
     tasks = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in tasks if t not in DEGRADATIONS]
+    unknown = [t for t in tasks if t not in choices]
     if unknown:
         raise UserError(
             f"unknown degradation type {', '.join(map(repr, unknown))}; "
-            f"choose from: {', '.join(DEGRADATIONS)}"
+            f"choose from: {', '.join(choices)}"
         )
-    # Canonical order, no duplicates: tables and reports stay comparable across runs.
-    return [t for t in DEGRADATIONS if t in tasks]
+    # Vocabulary order, no duplicates: tables and reports stay comparable across runs.
+    return [t for t in choices if t in tasks]

@@ -5,8 +5,10 @@ Format (what the official ``CsvDataset`` reads with ``pandas.read_csv(sep="\\t")
     filepath<TAB>title
     /abs/root/train/noisy/LQ/0001.png<TAB>a cat sitting on a couch: noisy
 
-``title`` is ``"<caption>: <degradation word>"`` and the official reader does
+``title`` is ``"<caption>: <degradation text>"`` (the type's prompt text, builders.vocabulary;
+the DA-CLIP word for the ten presets) and the official reader does
 ``caption, degradation = title.split(": ")``, so a caption must never contain ": ".
+The title rule is builders.vocabulary's make_title/split_title, shared with daclip.data.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from pathlib import Path
 
 from builders.errors import UserError
 from builders.io import atomic_write_text
-from builders.tasks import DEGRADATIONS
+from builders.vocabulary import SEPARATOR, prompt_problem, split_title
+from builders.vocabulary import make_title as _make_title
 
 FALLBACK_CAPTION = "a photo"
-SEPARATOR = ": "
 HEADER = ("filepath", "title")
 
 _WHITESPACE = re.compile(r"\s+")
@@ -44,18 +46,16 @@ def sanitize_caption(text: str | None) -> str:
     return text or FALLBACK_CAPTION
 
 
-def make_title(caption: str, degradation: str) -> str:
-    if degradation not in DEGRADATIONS:
-        raise ValueError(f"unknown degradation type {degradation!r}")
-    return f"{sanitize_caption(caption)}{SEPARATOR}{degradation}"
+def make_title(caption: str, prompt: str) -> str:
+    """``"<sanitised caption>: <prompt>"``; ValueError for a prompt text no reader could split off."""
+    why = prompt_problem(prompt)
+    if why:
+        raise ValueError(f"degradation text {prompt!r} cannot end a title: {why}")
+    return _make_title(sanitize_caption(caption), prompt)
 
 
-def split_title(title: str) -> tuple[str, str]:
-    """The official rule: exactly one ": " separates caption and degradation word."""
-    parts = str(title).split(SEPARATOR)
-    if len(parts) != 2:
-        raise ValueError(f"title {title!r} does not split into caption and degradation on {SEPARATOR!r}")
-    return parts[0], parts[1]
+__all__ = ["FALLBACK_CAPTION", "HEADER", "SEPARATOR", "format_csv", "make_title", "read_csv", "sanitize_caption",
+           "split_title", "write_csv"]
 
 
 def _check_path(path: str) -> str:
@@ -69,7 +69,7 @@ def format_csv(rows: Iterable[tuple[str, str]]) -> str:
     lines = ["\t".join(HEADER)]
     for filepath, title in rows:
         _, word = split_title(title)  # refuse to write a row the reader cannot split
-        if word not in DEGRADATIONS or any(c in title for c in '\t\n\r"'):
+        if prompt_problem(word) or any(c in title for c in '\t\n\r"'):
             raise ValueError(f"invalid title {title!r}")
         lines.append(f"{_check_path(filepath)}\t{title}")
     return "\n".join(lines) + "\n"

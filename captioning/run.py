@@ -5,7 +5,7 @@
 
 Writes <root>/daclip_train.csv and <root>/daclip_val.csv (tab-separated, header
 filepath/title, filepath = the absolute path of the LQ image (--relative: relative to the
-current folder, as the official script writes), title = "<caption of its GT>: <degradation>"),
+current folder, as the official script writes), title = "<caption of its GT>: <prompt text of its type>"),
 the caption store <root>/captions.parquet, and a ``caption`` column in the manifest.
 Each distinct GT (by sha256) is captioned once; a re-run captions only what is missing.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from builders.errors import UserError, cli_entry
-from builders.tasks import DEGRADATIONS, SPLITS
+from builders.tasks import SPLITS
 
 from .blip import DEFAULT_MODEL, DTYPES, MAX_NEW_TOKENS, CaptionerConfig
 from .csvfile import make_title, sanitize_caption, write_csv
@@ -60,9 +60,6 @@ def _gt_table(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
     """One row per distinct GT (first by id), keyed by its sha256."""
     from builders.io import sha256_file
 
-    bad = sorted(set(manifest["type"]) - set(DEGRADATIONS))
-    if bad:
-        raise UserError(f"manifest of {root} has unknown degradation types {bad}")
     sha = manifest["gt_sha256"].fillna("").astype(str)
     if (sha == "").any():
         # Older manifests may lack the hash; it is cheap to compute and keeps the key exact.
@@ -72,7 +69,10 @@ def _gt_table(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def _csv_rows(root: Path, manifest: pd.DataFrame, captions: dict[str, str], relative: bool) -> dict[str, list]:
-    order = {t: i for i, t in enumerate(DEGRADATIONS)}
+    from builders.manifest import read_vocabulary
+
+    vocab = read_vocabulary(root, manifest)  # the title's degradation text is the type's prompt text
+    order = {t: i for i, t in enumerate(vocab.types)}
     df = manifest.assign(_t=manifest["type"].map(order)).sort_values(["split", "_t", "lq_path"])
     base = Path.cwd()
     rows: dict[str, list] = {split: [] for split in SPLITS}
@@ -83,7 +83,7 @@ def _csv_rows(root: Path, manifest: pd.DataFrame, captions: dict[str, str], rela
         # Absolute by default, so the CSV works from any working directory; --relative writes
         # paths relative to the current directory, as the official script does.
         path = os.path.relpath(lq, base) if relative else str(lq)
-        rows.setdefault(r.split, []).append((Path(path).as_posix(), make_title(captions[r.gt_sha256], r.type)))
+        rows.setdefault(r.split, []).append((Path(path).as_posix(), make_title(captions[r.gt_sha256], vocab.prompt(r.type))))
     return rows
 
 

@@ -83,7 +83,12 @@ def build_app(cfg: DemoConfig):
     gr = _offline_gradio()
     methods, _ = available_methods(cfg)
     names = list(methods)
-    tasks = ([AUTO] if cfg.daclip or any(_conditioned(m) for m in methods.values()) else []) + list(DEGRADATIONS)
+    from .model import checkpoint_vocabulary
+
+    # The types of --daclip's vocabulary (a DA-CLIP trained on the user's types predicts those).
+    vocab = checkpoint_vocabulary(cfg.daclip) if cfg.daclip else None
+    types = list(vocab.types) if vocab is not None else list(DEGRADATIONS)
+    tasks = ([AUTO] if cfg.daclip or any(_conditioned(m) for m in methods.values()) else []) + types
 
     def run(image, display, task):
         try:

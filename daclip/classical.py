@@ -14,6 +14,7 @@ from scipy.ndimage import binary_dilation, gaussian_filter, minimum_filter
 from skimage import restoration
 
 from builders.synth.base import to_float, to_uint8
+from builders.tasks import DEGRADATIONS
 
 from .registry import Method, register_method
 
@@ -90,6 +91,13 @@ class Classical(Method):
 
     def restore(self, lq: np.ndarray, task: str) -> np.ndarray:
         fn = _RESTORERS.get(task)
-        if fn is None:  # shadowed, raindrop: no simple learning-free remover; keep the input
+        if fn is None:  # shadowed, raindrop (or a type of the user's own): keep the input
             return lq
         return to_uint8(fn(to_float(lq)))
+
+    def cannot_restore(self, task: str) -> str | None:
+        # shadowed and raindrop keep their rows (the input, as the paper's ten-type tables show);
+        # a type outside the ten has no classical restorer at all.
+        if task in _RESTORERS or task in DEGRADATIONS:
+            return None
+        return f"no classical restorer for type {task}"

@@ -2,7 +2,8 @@
 
 Two sources:
 - the official captions CSV (tab-separated ``filepath<TAB>title``, title
-  ``"<caption>: <degradation>"``; relative paths resolve against the CSV's folder);
+  ``"<caption>: <degradation text>"``, split by builders.vocabulary.split_title, the rule the
+  captions writer uses too; relative paths resolve against the CSV's folder);
 - a built dataset's manifest, with captions from ``<root>/daclip_<split>.csv`` or, before
   captioning, a fixed template caption (``--captions none``).
 """
@@ -21,7 +22,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from builders.errors import UserError
 from builders.io import read_image
 from builders.manifest import read_manifest
-from builders.tasks import DEGRADATIONS
+from builders.vocabulary import Vocabulary, type_of_word, vocabulary_from_words
+from builders.vocabulary import split_title as _split_title
 
 from .model import OPENAI_MEAN, OPENAI_STD
 
@@ -32,27 +34,36 @@ TEMPLATE_CAPTION = "a photo"  # used when no captions exist yet (--captions none
 class Item:
     path: Path            # LQ image
     caption: str
-    degradation: str
+    degradation: str      # the type name
     id: str = ""
     sha256: str = ""
-
-    @property
-    def label(self) -> int:
-        return DEGRADATIONS.index(self.degradation)
+    prompt: str = ""      # the degradation text of its title ("" for manifest items: the vocabulary's)
 
 
-def split_title(title: str, where: str) -> tuple[str, str]:
-    """'<caption>: <degradation>' -> (caption, degradation); splits at the LAST ': '."""
-    if ": " not in title:
-        raise UserError(f"{where}: title {title!r} lacks ': <degradation>'")
-    caption, degradation = title.rsplit(": ", 1)
-    degradation = degradation.strip()
-    if degradation not in DEGRADATIONS:
-        raise UserError(f"{where}: unknown degradation {degradation!r}; expected one of {', '.join(DEGRADATIONS)}")
-    return caption.strip(), degradation
+def split_title(title: str, where: str, vocab: Vocabulary | None = None) -> tuple[str, str]:
+    """'<caption>: <degradation text>' -> (caption, type), by the captions writer's rule
+    (exactly one ': ', as the official loader splits). With ``vocab``, the text must be one of
+    its prompt texts (or type names); without, any text is taken as is."""
+    try:
+        caption, word = _split_title(title)
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    if vocab is None:
+        return caption, word
+    task = type_of_word(word, vocab)
+    if task is None:
+        raise UserError(f"{where}: unknown degradation {word!r}; expected one of {', '.join(vocab.prompts)}")
+    return caption, task
 
 
-def read_captions_csv(path: str | Path) -> list[Item]:
+def items_vocabulary(items: Sequence[Item]) -> Vocabulary:
+    """The vocabulary of items read from a bare captions CSV (no dataset manifest)."""
+    return vocabulary_from_words([it.prompt or it.degradation for it in items])
+
+
+def read_captions_csv(path: str | Path, vocab: Vocabulary | None = None) -> list[Item]:
+    """Items of a captions CSV. Without ``vocab`` a title's degradation text names the type as
+    :func:`builders.vocabulary.vocabulary_from_words` does (DA-CLIP words stay themselves)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"captions CSV not found: {path}")
@@ -65,10 +76,18 @@ def read_captions_csv(path: str | Path) -> list[Item]:
             img = Path(row["filepath"])
             if not img.is_absolute():
                 img = path.parent / img
-            caption, degradation = split_title(row["title"] or "", f"{path}:{lineno}")
-            items.append(Item(img, caption, degradation, id=str(row["filepath"])))
+            caption, word = split_title(row["title"] or "", f"{path}:{lineno}")
+            task = word if vocab is None else type_of_word(word, vocab)
+            if task is None:
+                raise UserError(f"{path}:{lineno}: unknown degradation {word!r}; expected one of "
+                                f"{', '.join(vocab.prompts)}")
+            items.append(Item(img, caption, task, id=str(row["filepath"]), prompt=word))
     if not items:
         raise UserError(f"captions CSV {path} has no rows")
+    if vocab is None:
+        csv_vocab = items_vocabulary(items)
+        items = [Item(it.path, it.caption, type_of_word(it.prompt, csv_vocab), id=it.id, prompt=it.prompt)
+                 for it in items]
     return items
 
 
@@ -78,8 +97,11 @@ def items_from_manifest(root: str | Path, split: str, captions: str = "auto") ->
     ``captions``: 'none' (template caption), 'auto' (``<root>/daclip_<split>.csv``, which
     must exist) or a CSV path.
     """
+    from builders.manifest import read_vocabulary
+
     root = Path(root)
     df = read_manifest(root)
+    vocab = read_vocabulary(root, df)
     df = df[df["split"] == split]
     if df.empty:
         raise UserError(f"{root}: the manifest has no rows for split {split!r}")
@@ -89,7 +111,7 @@ def items_from_manifest(root: str | Path, split: str, captions: str = "auto") ->
         if captions == "auto" and not csv_path.is_file():
             raise UserError(f"no captions CSV at {csv_path}: caption the dataset first, or pass "
                             f"--captions none to train with a template caption")
-        by_path = {it.path.resolve(): it.caption for it in read_captions_csv(csv_path)}
+        by_path = {it.path.resolve(): it.caption for it in read_captions_csv(csv_path, vocab)}
     items = []
     missing = []
     for row in df.itertuples(index=False):
@@ -101,7 +123,7 @@ def items_from_manifest(root: str | Path, split: str, captions: str = "auto") ->
             if caption is None:
                 missing.append(row.lq_path)
                 continue
-        items.append(Item(lq, caption, row.type, id=row.id, sha256=row.sha256))
+        items.append(Item(lq, caption, row.type, id=row.id, sha256=row.sha256, prompt=vocab.prompt(row.type)))
     if missing:
         raise UserError(f"{len(missing)} {split} images have no caption in the captions CSV, "
                         f"e.g. {missing[0]}")
@@ -146,16 +168,20 @@ def eval_transform(image_size: int):
 class DaClipDataset(Dataset):
     """Yields (image [3,S,S], tokens [2*context] = caption ++ degradation word, label)."""
 
-    def __init__(self, items: Sequence[Item], transform, tokenizer):
+    def __init__(self, items: Sequence[Item], transform, tokenizer, vocabulary: Vocabulary | None = None):
+        from builders.vocabulary import DACLIP, check_covers
+
         self.items = list(items)
+        self.vocabulary = vocabulary or DACLIP
+        check_covers(self.vocabulary, [it.degradation for it in self.items], "the model's vocabulary", "the data")
         self.transform = transform
-        # Tokenise once: captions repeat (template) and the words are only ten.
+        # Tokenise once: captions repeat (template) and the prompt texts are few.
         unique = sorted({it.caption for it in self.items})
         index = {c: i for i, c in enumerate(unique)}
         self.caption_tokens = tokenizer(unique) if unique else torch.empty(0, 77, dtype=torch.long)
         self.caption_index = torch.tensor([index[it.caption] for it in self.items], dtype=torch.long)
-        self.word_tokens = tokenizer(list(DEGRADATIONS))
-        self.labels = torch.tensor([it.label for it in self.items], dtype=torch.long)
+        self.word_tokens = tokenizer(list(self.vocabulary.prompts))
+        self.labels = torch.tensor([self.vocabulary.index(it.degradation) for it in self.items], dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -2,9 +2,11 @@
 
     python -m daclip.evaluate --root DATASET --split val --checkpoint daclip_ViT-B-32.pt --out results/
 
-Each LQ image is classified as softmax(100 * image feature . text feature(word)) over the
-ten degradation words: plain CLIP uses its image features, DA-CLIP its degradation
-features (the official evaluation). Writes ``<out>/degradation_eval.json``::
+Each LQ image is classified as softmax(100 * image feature . text feature(prompt)) over a
+vocabulary of degradation types: the checkpoint's (recorded in config.json beside it by
+daclip.train_clip; the ten DA-CLIP words for the released weights), else the dataset's. Plain
+CLIP uses its image features, DA-CLIP its degradation features (the official evaluation). A
+dataset type the checkpoint does not know is an error. Writes ``<out>/degradation_eval.json``::
 
     {model: {"accuracy": {type: acc}, "overall": acc, "confusion": [[...]], "labels": [...], "n": N}}
 
@@ -25,8 +27,8 @@ import torch
 
 from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_bytes, atomic_write_text
-from builders.manifest import read_manifest
-from builders.tasks import DEGRADATIONS
+from builders.manifest import read_manifest, read_vocabulary
+from builders.vocabulary import DACLIP, Vocabulary, check_covers, type_name_problem
 
 from .dist import default_device
 from .embed import _load_batch, load_model_for_cli
@@ -42,7 +44,7 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
     return cm
 
 
-def summarise(true: np.ndarray, pred: np.ndarray, labels=DEGRADATIONS) -> dict:
+def summarise(true: np.ndarray, pred: np.ndarray, labels=DACLIP.types) -> dict:
     """Per-type accuracy (types present only), overall accuracy and confusion matrix."""
     cm = confusion_matrix(true, pred, len(labels))
     acc = {w: float(cm[i, i] / cm[i].sum()) for i, w in enumerate(labels) if cm[i].sum() > 0}
@@ -53,13 +55,14 @@ def summarise(true: np.ndarray, pred: np.ndarray, labels=DEGRADATIONS) -> dict:
 
 @torch.no_grad()
 def predict(model: DaCLIP, root: Path, relpaths: list[str], *, batch_size: int = 64,
-            amp_dtype: torch.dtype | None = None, progress: bool = True) -> dict[str, np.ndarray]:
+            amp_dtype: torch.dtype | None = None, progress: bool = True,
+            vocabulary: Vocabulary = DACLIP) -> dict[str, np.ndarray]:
     """Predicted type index per image for each entry of MODELS (one pass through both towers)."""
     from tqdm import tqdm
 
     device = next(model.parameters()).device
     model.eval()
-    words = degradation_text_features(model, get_tokenizer(model))
+    words = degradation_text_features(model, get_tokenizer(model), vocabulary.prompts)
     preds = {name: [] for name in MODELS}
     chunks = [relpaths[i:i + batch_size] for i in range(0, len(relpaths), batch_size)]
     for chunk in tqdm(chunks, desc="classifying", disable=not progress):
@@ -75,27 +78,34 @@ def predict(model: DaCLIP, root: Path, relpaths: list[str], *, batch_size: int =
 
 
 def evaluate_dataset(model: DaCLIP, root: str | Path, split: str = "val", *, batch_size: int = 64,
-                     amp_dtype: torch.dtype | None = None, progress: bool = True) -> tuple[dict, pd.DataFrame]:
+                     amp_dtype: torch.dtype | None = None, progress: bool = True,
+                     vocabulary: Vocabulary | None = None, vocabulary_of: str = "the checkpoint"
+                     ) -> tuple[dict, pd.DataFrame]:
+    """``vocabulary``: the classes (the checkpoint's); None: the dataset's own."""
     root = Path(root)
     df = read_manifest(root)
+    if vocabulary is None:
+        vocabulary = read_vocabulary(root, df)
     if split != "all":
         df = df[df["split"] == split]
     if df.empty:
         raise UserError(f"{root}: no images in split {split!r}")
+    check_covers(vocabulary, sorted(set(df["type"])), vocabulary_of, f"dataset {root}")
     df = df.sort_values("id").reset_index(drop=True)
-    true = np.array([DEGRADATIONS.index(t) for t in df["type"]], dtype=np.int64)
+    true = np.array([vocabulary.index(t) for t in df["type"]], dtype=np.int64)
     preds = predict(model, root, df["lq_path"].tolist(), batch_size=batch_size, amp_dtype=amp_dtype,
-                    progress=progress)
-    results = {name: summarise(true, p) for name, p in preds.items()}
+                    progress=progress, vocabulary=vocabulary)
+    results = {name: summarise(true, p, vocabulary.types) for name, p in preds.items()}
     rows = pd.DataFrame({"id": df["id"], "type": df["type"], "split": df["split"]})
     for name, p in preds.items():
-        rows[f"pred_{name}"] = [DEGRADATIONS[i] for i in p]
+        rows[f"pred_{name}"] = [vocabulary.types[i] for i in p]
     return results, rows
 
 
 def format_table(results: dict) -> str:
     names = list(results)
-    types = [t for t in DEGRADATIONS if any(t in results[n]["accuracy"] for n in names)]
+    labels = next(iter(results.values()))["labels"] if results else []
+    types = [t for t in labels if any(t in results[n]["accuracy"] for n in names)]
     width = max(len(t) for t in [*types, "overall"]) + 2
     lines = ["type".ljust(width) + "".join(n.rjust(16) for n in names)]
     for t in types:
@@ -135,9 +145,9 @@ def read_results(path: str | Path) -> dict:
         labels, cm = res.get("labels"), res.get("confusion")
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
             raise bad(f"{model!r}: 'labels' must be a list of degradation types")
-        unknown = [x for x in labels if x not in DEGRADATIONS]
+        unknown = [x for x in labels if type_name_problem(x)]
         if unknown:
-            raise bad(f"{model!r}: unknown label {unknown[0]!r}")
+            raise bad(f"{model!r}: label {unknown[0]!r} is not a type name ({type_name_problem(unknown[0])})")
         n = len(labels)
         if (not isinstance(cm, list) or len(cm) != n
                 or not all(isinstance(r, list) and len(r) == n and all(isinstance(c, int) and not isinstance(c, bool)
@@ -178,9 +188,14 @@ def main(argv=None) -> int:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     torch.manual_seed(args.seed)
     device = default_device(args.device)
+    from .model import checkpoint_vocabulary
+
     model = load_model_for_cli(args.checkpoint, args.model, args.pretrained, args.model_cfg, device)
     amp = torch.float16 if device.type == "cuda" else None
-    results, rows = evaluate_dataset(model, args.root, args.split, batch_size=args.batch_size, amp_dtype=amp)
+    # A checkpoint classifies over the types it was trained on; plain CLIP over the dataset's.
+    vocab = checkpoint_vocabulary(args.checkpoint) if args.checkpoint else None
+    results, rows = evaluate_dataset(model, args.root, args.split, batch_size=args.batch_size, amp_dtype=amp,
+                                     vocabulary=vocab, vocabulary_of=f"checkpoint {args.checkpoint}")
     path = write_results(args.out, results, rows)
     print(format_table(results))
     print(f"wrote {path}")

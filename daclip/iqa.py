@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -86,7 +87,7 @@ class NRSpec:
     higher_is_better: bool
     fmt: str
     weights: tuple[str, ...]  # benchmark.weights keys
-    build: Callable[[dict], "torch.nn.Module"]
+    build: Callable[[dict], torch.nn.Module]
     description: str
     min_side: int = 1
     min_side_reason: str = ""
@@ -280,7 +281,7 @@ class NRScorer:
         net = self.spec.build(objs)
         self.net, self.device, self.source = net.to(device).eval(), str(device), (source, str(device))
 
-    def batch(self, out: "torch.Tensor", gt: "torch.Tensor | None" = None) -> "torch.Tensor":
+    def batch(self, out: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of the [N,3,H,W] uint8 images ``out`` (``gt`` is not used): [N] float64."""
         import torch
 

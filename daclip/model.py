@@ -31,6 +31,7 @@ from torch.utils.checkpoint import checkpoint
 
 from builders.errors import UserError
 from builders.tasks import DEGRADATIONS
+from builders.vocabulary import DACLIP, Vocabulary
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -483,6 +484,27 @@ def _is_open_clip_name(name: str) -> bool:
     import open_clip
 
     return name in open_clip.list_models()
+
+
+def checkpoint_vocabulary(checkpoint: str | os.PathLike | None) -> Vocabulary:
+    """The degradation vocabulary a DA-CLIP checkpoint classifies over: the one
+    ``daclip.train_clip`` recorded in config.json beside it, else the ten DA-CLIP words (the
+    released weights)."""
+    import json
+    from pathlib import Path
+
+    if checkpoint is None:
+        return DACLIP
+    side = Path(checkpoint).parent / TRAIN_CONFIG_NAME
+    if not side.is_file():
+        return DACLIP
+    try:
+        recorded = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {side} (the training config beside {checkpoint}): {exc}") from None
+    if not isinstance(recorded, dict) or "vocabulary" not in recorded:
+        return DACLIP
+    return Vocabulary.from_json(recorded["vocabulary"], str(side))
 
 
 def daclip_architecture(checkpoint: str | os.PathLike | None = None, model: str = "",

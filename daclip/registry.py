@@ -45,6 +45,11 @@ class Method:
     def restore(self, lq: np.ndarray, task: str) -> np.ndarray:
         raise NotImplementedError
 
+    def cannot_restore(self, task: str) -> str | None:
+        """Why this method has nothing to do for images of type ``task`` (the runners skip them
+        and say so), or None when it restores them."""
+        return None
+
 
 @dataclass(frozen=True)
 class MethodSpec:

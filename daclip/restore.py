@@ -19,7 +19,8 @@ With a DA-CLIP method (ours, nafnet-daclip, nafnet-degradation), or any method p
 ``--daclip WEIGHTS``, the predicted degradation type of each image is printed and recorded
 in ``<out>/restore.csv`` (and ``restore.json``, which also drives the skipping). DA-CLIP
 classifies as the paper does: softmax(100 * degradation feature . text feature(word)) over
-the ten degradation words. The type-aware ``classical`` method needs the type: ``--task
+its vocabulary: the types recorded in config.json beside the weights by daclip.train_clip,
+else the ten DA-CLIP words (the released weights). The type-aware ``classical`` method needs the type: ``--task
 TYPE``, or else the type DA-CLIP predicts for each image when ``--daclip`` is given.
 
 ``--metrics musiq,niqe`` scores each input and its output with no-reference metrics
@@ -56,6 +57,7 @@ import numpy as np
 from builders.errors import UserError, cli_entry
 from builders.io import read_image
 from builders.tasks import DEGRADATIONS
+from builders.vocabulary import DACLIP, check_type_name
 
 from .device import check_device
 
@@ -214,8 +216,8 @@ class Restorer:
                  daclip_model: str = "", device: str | None = None):
         from .registry import Method, create_method, method_specs
 
-        if task is not None and task not in DEGRADATIONS:
-            raise UserError(f"unknown degradation type {task!r}; choose from: {', '.join(DEGRADATIONS)}")
+        if task is not None:
+            check_type_name(task, "--task")
         self.task = task
         self.device = check_device(device) if device else default_device()
         options = dict(options or {})
@@ -234,6 +236,9 @@ class Restorer:
         if getattr(self.method, "uses_task_label", False) and task is None and not daclip:
             raise UserError(f"method {self.method.name!r} is told the degradation type: give --task TYPE "
                             f"({', '.join(DEGRADATIONS)}) or --daclip WEIGHTS to predict it per image")
+        why = self.method.cannot_restore(task) if task is not None else None
+        if why:
+            raise UserError(f"--task {task}: {why}")
         from .registry import MethodUnavailable
 
         try:
@@ -241,11 +246,17 @@ class Restorer:
         except MethodUnavailable as exc:  # the weights table speaks the benchmark's --weights NAME=PATH
             raise MethodUnavailable(str(exc).replace(f"--weights {self.method.name}=", "--weights ")) from None
         self.classifier = None
+        self.vocabulary = DACLIP
         if conditioned:
             self.classifier = self.method.conditioner.model
+            if daclip:
+                from .model import checkpoint_vocabulary
+
+                self.vocabulary = checkpoint_vocabulary(daclip)
         elif daclip:
-            self.classifier = _load_classifier(daclip, daclip_model, self.device)
+            self.classifier, self.vocabulary = _load_classifier(daclip, daclip_model, self.device)
         self._words = None
+        self._warned: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -267,17 +278,23 @@ class Restorer:
         model = self.classifier
         device = next(model.parameters()).device
         if self._words is None:
-            self._words = degradation_text_features(model)
+            self._words = degradation_text_features(model, words=self.vocabulary.prompts)
         with torch.no_grad():
             x = clip_preprocess(to_tensor(image, device), image_size=model.image_size)
             _, probs = classify(model, x, self._words)
-        return {w: float(p) for w, p in zip(DEGRADATIONS, probs[0].tolist())}
+        return {w: float(p) for w, p in zip(self.vocabulary.types, probs[0].tolist())}
 
     def __call__(self, image: Any) -> Restored:
         img, label = as_image(image)
         probs = self.predict(img)
         degradation = max(probs, key=probs.get) if probs else None
         task = self.task or degradation or ""
+        why = self.method.cannot_restore(task) if task else None
+        if why:  # said once per type; the image is kept as it is
+            if task not in self._warned:
+                self._warned.add(task)
+                print(f"warning: {why}; such images are written unchanged", file=sys.stderr)
+            return Restored(img.copy(), degradation, probs)
         out = self.method.restore(img, task)
         if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != img.shape:
             raise RuntimeError(f"method {self.name!r} returned {getattr(out, 'dtype', type(out))} "
@@ -300,8 +317,11 @@ def _load_classifier(path: str, model: str, device: str):
         resolved = resolve_weights("daclip", path)
     except WeightsUnavailable as exc:
         raise UserError(f"--daclip: {exc}") from None
+    from .model import checkpoint_vocabulary
+
     name, cfg = daclip_architecture(resolved, model)
-    return load_daclip(resolved, model_name=name, device=device, model_cfg=cfg).eval()
+    vocab = checkpoint_vocabulary(resolved)
+    return load_daclip(resolved, model_name=name, device=device, model_cfg=cfg).eval(), vocab
 
 
 _CACHE: "OrderedDict[str, Restorer]" = OrderedDict()
@@ -425,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a method option, repeatable: tile=768, overlap=64, max_pixels=..., steps=50, amp=bf16, ...")
     p.add_argument("--task", help="degradation type for the type-aware methods (classical): "
-                   + ", ".join(DEGRADATIONS))
+                   + ", ".join(DEGRADATIONS) + ", or a type of your own")
     p.add_argument("--daclip", metavar="WEIGHTS",
                    help="DA-CLIP weights: conditions a DA-CLIP method; for any other method it predicts each "
                         "image's degradation type (which classical then uses when --task is not given)")

@@ -7,7 +7,12 @@
 
 Defaults follow the official recipe (ViT-B-32 laion2b_s34b_b79k, batch 784 per GPU,
 lr 3e-5, wd 0.05, warmup 100 steps then cosine, AdamW betas (0.9, 0.98) eps 1e-6,
-mixed precision). Only the controller and the logit-scale copy are trained. Every epoch
+mixed precision). Only the controller and the logit-scale copy are trained.
+
+The classes are the dataset's vocabulary (its types, prompted with their texts; the ten DA-CLIP
+words for the presets), recorded in ``<out>/config.json``. ``--pretrained`` may name a DA-CLIP
+checkpoint (the released daclip_ViT-B-32.pt or a trained daclip.pt): training continues from
+its controller, and the vocabulary is that checkpoint's followed by the dataset's new types. Every epoch
 writes ``<out>/last.pt`` (atomic; ``--resume`` continues from it) and ``<out>/metrics.json``
 with the validation loss and degradation accuracy; the end writes ``<out>/daclip.pt`` in
 the released format.
@@ -29,7 +34,7 @@ from torch import nn
 from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_text
 from builders.lock import FolderLock
-from builders.tasks import DEGRADATIONS
+from builders.vocabulary import Vocabulary
 
 from .checkpoint import load_state_dict_strict, save_daclip
 from .dist import barrier, cleanup, default_device, init_distributed
@@ -124,14 +129,17 @@ def train_step(model: nn.Module, images: torch.Tensor, texts: torch.Tensor, labe
 
 @torch.no_grad()
 def evaluate(model: DaCLIP, loader, device: torch.device, amp_dtype, word_features: torch.Tensor,
-             label_aware: bool = False) -> dict:
+             label_aware: bool = False, vocabulary: Vocabulary | None = None) -> dict:
     """Validation loss (per batch, averaged) and degradation accuracy (overall and per type)."""
+    from builders.vocabulary import DACLIP
+
+    words = (vocabulary or DACLIP).types
     model.eval()
     loss_fn = DaClipLoss(label_aware=label_aware, distributed=False)
     total = content = degra = 0.0
     batches = 0
-    correct = torch.zeros(len(DEGRADATIONS))
-    count = torch.zeros(len(DEGRADATIONS))
+    correct = torch.zeros(len(words))
+    count = torch.zeros(len(words))
     for images, texts, labels in loader:
         images, texts, labels = images.to(device), texts.to(device), labels.to(device)
         with autocast(device, amp_dtype):
@@ -146,7 +154,7 @@ def evaluate(model: DaCLIP, loader, device: torch.device, amp_dtype, word_featur
             count[lab] += 1
             correct[lab] += float(ok)
     n = max(batches, 1)
-    per_type = {w: (float(correct[i] / count[i]) if count[i] else None) for i, w in enumerate(DEGRADATIONS)}
+    per_type = {w: (float(correct[i] / count[i]) if count[i] else None) for i, w in enumerate(words)}
     return {
         "val_loss": total / n, "val_content_loss": content / n, "val_degradation_loss": degra / n,
         "val_accuracy": float(correct.sum() / max(count.sum(), 1)), "val_accuracy_per_type": per_type,
@@ -206,8 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--model", default=d.model, help="open_clip model name (default %(default)s)")
     m.add_argument("--pretrained", default=d.pretrained,
-                   help="open_clip tag or CLIP checkpoint file; 'none' for random weights; 'auto' (default): "
-                        "laion2b_s34b_b79k for ViT-B-32, random weights with --model-cfg")
+                   help="open_clip tag or CLIP checkpoint file; or a DA-CLIP checkpoint (daclip_ViT-B-32.pt, a "
+                        "trained daclip.pt) to continue from, its types kept and the dataset's new ones added; "
+                        "'none' for random weights; 'auto' (default): laion2b_s34b_b79k for ViT-B-32, random "
+                        "weights with --model-cfg")
     m.add_argument("--model-cfg", help="custom open_clip config: 'tiny' or a YAML/JSON file (overrides --model)")
     m.add_argument("--grad-checkpointing", action="store_true", help="trade compute for activation memory")
     m.add_argument("--compile", action="store_true", help="torch.compile the training model (GPU; slow start)")
@@ -266,11 +276,38 @@ def _load_items(cfg: TrainConfig):
     return train_items, val_items
 
 
-def _datasets(train_items, val_items, tokenizer, image_size: int):
+def _data_vocabulary(cfg: TrainConfig, train_items, val_items) -> Vocabulary:
+    """The dataset's vocabulary (its manifest's), or a bare CSV's (its words)."""
+    if cfg.root and not cfg.csv:
+        from builders.manifest import read_vocabulary
+
+        return read_vocabulary(cfg.root)
+    from .data import items_vocabulary
+
+    return items_vocabulary([*train_items, *val_items])
+
+
+def _daclip_state(path: str | None):
+    """The state dict of ``path`` when it is a DA-CLIP checkpoint (it has controller weights), else None."""
+    import os
+
+    if not path or not os.path.isfile(path):
+        return None
+    from .safe_load import extract_state_dict
+
+    try:
+        sd = extract_state_dict(load_checkpoint(path), source=str(path))
+    except UserError:
+        return None  # not a DA-CLIP file: build_clip reads it as CLIP weights and names what is wrong
+    keys = [k.removeprefix("module.") for k in sd]
+    return sd if any(k.startswith("visual_control.") for k in keys) else None
+
+
+def _datasets(train_items, val_items, tokenizer, image_size: int, vocabulary: Vocabulary | None = None):
     from .data import DaClipDataset, eval_transform, train_transform
 
-    train = DaClipDataset(train_items, train_transform(image_size), tokenizer)
-    val = DaClipDataset(val_items, eval_transform(image_size), tokenizer) if val_items else None
+    train = DaClipDataset(train_items, train_transform(image_size), tokenizer, vocabulary)
+    val = DaClipDataset(val_items, eval_transform(image_size), tokenizer, vocabulary) if val_items else None
     return train, val
 
 
@@ -301,25 +338,40 @@ def _train(cfg: TrainConfig, info) -> int:
     out = Path(cfg.out)
     model_cfg = load_model_cfg(cfg.model_cfg)
     train_items, val_items = _load_items(cfg)  # bad data fails before the model is built
+    vocabulary = _data_vocabulary(cfg, train_items, val_items)
 
     resume_path = None
     if cfg.resume:
         resume_path = out / "last.pt" if cfg.resume == "auto" else Path(cfg.resume)
         if cfg.resume == "auto" and not resume_path.is_file():
             resume_path = None
-    # Resuming restores every weight, so the pretrained CLIP need not be fetched again.
-    model = create_daclip(cfg.model, None if resume_path else cfg.pretrained, model_cfg=model_cfg)
-    if cfg.grad_checkpointing:
-        model.set_grad_checkpointing(True)
-    tokenizer = get_tokenizer(model)
-    train_set, val_set = _datasets(train_items, val_items, tokenizer, model.image_size)
-
-    state = {"epoch": 0, "step": 0, "history": []}
     ckpt = None
     if resume_path is not None:
         ckpt = load_checkpoint(resume_path)
         if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
             raise UserError(f"{resume_path} is not a training checkpoint")
+    start = None if resume_path else _daclip_state(cfg.pretrained)
+    if ckpt is not None and ckpt.get("vocabulary") is not None:
+        # The classes of the run being resumed: its label indices must not move.
+        vocabulary = Vocabulary.from_json(ckpt["vocabulary"], str(resume_path)).extended(vocabulary)
+    elif start is not None:
+        from .model import checkpoint_vocabulary
+
+        # Continue from a DA-CLIP: its types keep their places, the dataset's new ones follow.
+        vocabulary = checkpoint_vocabulary(cfg.pretrained).extended(vocabulary)
+    # Resuming (or starting from a DA-CLIP) restores every weight: no CLIP weights to fetch.
+    model = create_daclip(cfg.model, None if (resume_path or start is not None) else cfg.pretrained,
+                          model_cfg=model_cfg)
+    if start is not None:
+        load_state_dict_strict(model, start, str(cfg.pretrained))
+        model.lock_clip()
+    if cfg.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    tokenizer = get_tokenizer(model)
+    train_set, val_set = _datasets(train_items, val_items, tokenizer, model.image_size, vocabulary)
+
+    state = {"epoch": 0, "step": 0, "history": []}
+    if ckpt is not None:
         load_state_dict_strict(model, ckpt["state_dict"], str(resume_path))
         model.lock_clip()
         state.update(epoch=int(ckpt.get("epoch", 0)), step=int(ckpt.get("step", 0)),
@@ -352,14 +404,17 @@ def _train(cfg: TrainConfig, info) -> int:
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
     loss_fn = DaClipLoss(label_aware=cfg.label_aware, content_weight=cfg.content_weight)
-    word_features = degradation_text_features(model, tokenizer).to(device)
+    word_features = degradation_text_features(model, tokenizer, vocabulary.prompts).to(device)
 
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         # The resolved architecture too, so a custom-config DA-CLIP loads anywhere (train_ir --daclip).
-        atomic_write_text(out / "config.json", json.dumps({**asdict(cfg), "open_clip_cfg": model_cfg}, indent=2))
+        # The vocabulary too, so daclip.restore --daclip, the demo and daclip.evaluate classify over its types.
+        atomic_write_text(out / "config.json", json.dumps({**asdict(cfg), "open_clip_cfg": model_cfg,
+                                                           "vocabulary": vocabulary.to_json()}, indent=2))
         n_train = sum(p.numel() for p in model.trainable_parameters())
-        print(f"training {n_train / 1e6:.2f} M controller parameters on {len(train_set)} images, "
+        print(f"training {n_train / 1e6:.2f} M controller parameters on {len(train_set)} images of "
+              f"{len(vocabulary)} types ({', '.join(vocabulary.types)}), "
               f"{steps_per_epoch} steps/epoch x {cfg.epochs} epochs, world size {info.world_size}, "
               f"device {device}, autocast {amp_dtype}", flush=True)
 
@@ -399,11 +454,12 @@ def _train(cfg: TrainConfig, info) -> int:
                   "images_per_s": seen / max(elapsed, 1e-9),
                   "logit_scale": float(model.logit_scale.detach().exp())}
         if val_loader is not None:
-            record.update(evaluate(model, val_loader, device, amp_dtype, word_features, cfg.label_aware))
+            record.update(evaluate(model, val_loader, device, amp_dtype, word_features, cfg.label_aware, vocabulary))
         if info.is_main:
             state["history"].append(record)
             extra = {"epoch": epoch + 1, "step": step, "history": state["history"],
                      "optimizer": optimizer.state_dict(), "config": asdict(cfg),
+                     "vocabulary": vocabulary.to_json(),
                      "name": cfg.model_cfg or cfg.model}
             if scaler is not None:
                 extra["scaler"] = scaler.state_dict()

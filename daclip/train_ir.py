@@ -374,7 +374,10 @@ def _train(cfg: TrainConfig, progress: bool, resume: bool) -> dict:
         raise UserError(f"unknown --method {cfg.method!r}; choose from {', '.join(SPECS)}")
     spec = SPECS[cfg.method][0]
     root, out = Path(cfg.root), Path(cfg.out)
-    tasks = parse_tasks(",".join(cfg.tasks) if cfg.tasks else None)
+    from builders.manifest import read_vocabulary
+
+    # Class-balanced over the dataset's vocabulary (its own types, or the ten DA-CLIP words).
+    tasks = parse_tasks(",".join(cfg.tasks) if cfg.tasks else None, read_vocabulary(root).types)
     train_pairs = load_pairs(root, "train", tasks)
     val_pairs = load_pairs(root, "val", tasks)
     if not train_pairs:
@@ -532,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="", help="network preset (e.g. tiny; default: the released size)")
     p.add_argument("--net-option", action="append", default=[], metavar="KEY=VALUE",
                    help="network config override, repeatable (e.g. width=16)")
-    p.add_argument("--tasks", default="all", help="comma-separated degradation types (default all ten)")
+    p.add_argument("--tasks", default="all", help="comma-separated types of the dataset's vocabulary (default all)")
     p.add_argument("--patch", type=int, default=128, help="training crop size (official: 256)")
     p.add_argument("--batch", type=int, default=16, help="global batch size (split over ranks)")
     p.add_argument("--iters", type=int, default=10000, help="optimizer steps (cosine schedule length)")
@@ -576,7 +579,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(
         method=args.method, root=args.root, out=args.out, preset=args.preset,
         net_options=dict(_parse_option(o) for o in args.net_option),
-        tasks=parse_tasks(args.tasks), patch=args.patch, batch=args.batch, iters=args.iters,
+        # checked against the dataset's vocabulary by train(); empty: all of it
+        tasks=[] if args.tasks.strip() == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()],
+        patch=args.patch, batch=args.batch, iters=args.iters,
         minutes=args.minutes, lr=args.lr, lr_min=args.lr_min, weight_decay=args.weight_decay,
         ema_decay=args.ema_decay, ema_every=args.ema_every, amp=args.amp, grad_clip=args.grad_clip,
         val_every=args.val_every, val_limit=args.val_limit, val_steps=args.val_steps,

@@ -233,10 +233,8 @@ def _confusion(ev: dict | None) -> list[dict]:
 
 
 def _image_rows(summary: dict) -> list[dict]:
-    """Per-image rows in the canonical type order (older summaries were sorted by name)."""
-    from builders.tasks import DEGRADATIONS
-
-    rank = {t: i for i, t in enumerate(DEGRADATIONS)}
+    """Per-image rows in the run's type order (the dataset's; older summaries were sorted by name)."""
+    rank = {t: i for i, t in enumerate(summary.get("tasks", []))}
     order = {m["display"]: i for i, m in enumerate(summary.get("methods", []))}
     return sorted(summary.get("images", []),
                   key=lambda r: (rank.get(r.get("type"), len(rank)), r.get("name", ""), order.get(r.get("method"), 0)))

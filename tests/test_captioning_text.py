@@ -60,15 +60,38 @@ def test_sanitized_titles_split_with_the_official_rule():
         assert deg == word and cap == sanitize_caption(raw) and cap.strip() == cap and cap
 
 
-def test_make_title_rejects_unknown_word():
-    with pytest.raises(ValueError):
-        make_title("a cat", "blurry")
+def test_make_title_takes_any_prompt_text_but_refuses_unsplittable_ones():
+    # The open vocabulary: a type's prompt text ends the title, DA-CLIP word or not.
+    assert make_title("a cat", "moire pattern") == "a cat: moire pattern"
+    for bad in ("a: b", "", "two\tparts", 'say "x"', " padded"):
+        with pytest.raises(ValueError):
+            make_title("a cat", bad)
 
 
 def test_split_title_rejects_extra_separator():
     assert split_title("a cat: noisy") == ("a cat", "noisy")
     with pytest.raises(ValueError):
         split_title("a cat: on a mat: noisy")
+
+
+def test_writer_and_reader_share_one_title_rule(tmp_path):
+    """A title with two ': ' is refused by the writer and the reader alike (the official loader's
+    ``caption, degradation = title.split(": ")`` fails on it); one ': ' reads back identically."""
+    from daclip.data import read_captions_csv
+
+    two = "a man: riding a bike: hazy"
+    with pytest.raises(ValueError, match="exactly one"):
+        write_csv(tmp_path / "w.csv", [(str(tmp_path / "a.png"), two)])
+    assert not (tmp_path / "w.csv").exists()
+    csv = tmp_path / "r.csv"
+    csv.write_text(f"filepath\ttitle\n{tmp_path / 'a.png'}\t{two}\n")
+    with pytest.raises(UserError, match="r.csv:2: .*exactly one"):
+        read_captions_csv(csv)
+    one = make_title("a man: riding a bike", "hazy")
+    assert one == "a man riding a bike: hazy"
+    write_csv(csv, [(str(tmp_path / "a.png"), one)])
+    item = read_captions_csv(csv)[0]
+    assert (item.caption, item.degradation) == split_title(one) == ("a man riding a bike", "hazy")
 
 
 def test_csv_round_trip_with_pandas(tmp_path):

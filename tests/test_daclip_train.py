@@ -213,17 +213,22 @@ def test_captions_csv_reading(tmp_path):
     (tmp_path / "img").mkdir()
     csv = tmp_path / "daclip_train.csv"
     csv.write_text("filepath\ttitle\n"
-                   "img/a.png\ta man: riding a bike: hazy\n"
+                   "img/a.png\ta man riding a bike: hazy\n"
                    f"{tmp_path / 'img' / 'b.png'}\ta cat on a mat: noisy\n")
     items = read_captions_csv(csv)
-    assert [(it.caption, it.degradation, it.label) for it in items] == [
-        ("a man: riding a bike", "hazy", DEGRADATIONS.index("hazy")),
-        ("a cat on a mat", "noisy", DEGRADATIONS.index("noisy"))]
+    assert [(it.caption, it.degradation) for it in items] == [
+        ("a man riding a bike", "hazy"), ("a cat on a mat", "noisy")]
     assert items[0].path == tmp_path / "img" / "a.png"
     bad = tmp_path / "bad.csv"
-    bad.write_text("filepath\ttitle\nimg/a.png\ta man: foggy\n")
-    with pytest.raises(UserError, match="bad.csv:2: unknown degradation 'foggy'"):
+    bad.write_text("filepath\ttitle\nimg/a.png\ta man: riding: hazy\n")
+    with pytest.raises(UserError, match="bad.csv:2: .*exactly one"):
         read_captions_csv(bad)
+    # Against a dataset's vocabulary, a word it does not have is named.
+    from builders.vocabulary import DACLIP
+    foggy = tmp_path / "foggy.csv"
+    foggy.write_text("filepath\ttitle\nimg/a.png\ta man: foggy\n")
+    with pytest.raises(UserError, match="foggy.csv:2: unknown degradation 'foggy'"):
+        read_captions_csv(foggy, DACLIP)
     nohead = tmp_path / "nohead.csv"
     nohead.write_text("path,caption\nx,y\n")
     with pytest.raises(UserError, match="filepath<TAB>title"):
@@ -253,7 +258,7 @@ def test_manifest_items_with_template_and_csv_captions(mini_root, tmp_path):
     assert [it.caption for it in with_csv] == [f"photo number {i}" for i in range(50)]
     ds = DaClipDataset(with_csv[:3], eval_transform(32), get_tokenizer(None))
     image, text, label = ds[2]
-    assert image.shape == (3, 32, 32) and text.shape == (154,) and int(label) == with_csv[2].label
+    assert image.shape == (3, 32, 32) and text.shape == (154,) and int(label) == DEGRADATIONS.index(with_csv[2].degradation)
     tok = get_tokenizer(None)
     assert torch.equal(text[:77], tok(["photo number 2"])[0])
     assert torch.equal(text[77:], tok([with_csv[2].degradation])[0])

@@ -42,12 +42,13 @@ def _no_vit_download(monkeypatch):
 def wdir(tmp_path_factory):
     """Random weights in every file the NR metrics read, at the names the toolkit expects."""
     import open_clip
+
     from benchmark.weights import WEIGHTS
 
     d = tmp_path_factory.mktemp("nrweights")
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    p = lambda key: (WEIGHTS[key].path(d).parent.mkdir(parents=True, exist_ok=True), WEIGHTS[key].path(d))[1]  # noqa: E731
+    p = lambda key: (WEIGHTS[key].path(d).parent.mkdir(parents=True, exist_ok=True), WEIGHTS[key].path(d))[1]
     # NIQE: a MATLAB v5 file like pyiqa's (36 features: 18 per scale, two scales)
     a = rng.normal(size=(36, 36))
     scipy.io.savemat(p("niqe-params"), {"mu_prisparam": rng.normal(size=(1, 36)),
@@ -96,7 +97,7 @@ def _toolkit(name, wdir):
 def _pyiqa(name, wdir, monkeypatch):
     from benchmark.weights import WEIGHTS
 
-    path = lambda key: str(WEIGHTS[key].path(wdir))  # noqa: E731
+    path = lambda key: str(WEIGHTS[key].path(wdir))
     if name == "niqe":
         return pyiqa.create_metric("niqe", device="cpu", pretrained_model_path=path("niqe-params"))
     if name == "brisque":

@@ -243,7 +243,7 @@ def test_skipped_methods_are_shown_like_unavailable_metrics(run, tmp_path):
     ("{not json", "not a readable degradation_eval.json"),
     ("[1, 2]", "expected an object"),
     ('{"daclip": {"labels": ["hazy"], "confusion": [[1, 2]]}}', "'confusion' must be a 1x1 matrix"),
-    ('{"daclip": {"labels": ["foggy"], "confusion": [[1]]}}', "unknown label 'foggy'"),
+    ('{"daclip": {"labels": ["fog gy"], "confusion": [[1]]}}', "label 'fog gy' is not a type name"),
     ('{"daclip": {"labels": ["hazy"], "confusion": [[1]], "overall": 7}}', "'overall' must be a value in [0, 1]"),
 ])
 def test_malformed_degradation_eval_is_one_error_line(mini_root, tmp_path, capsys, content, message):

@@ -1,7 +1,6 @@
 """Result-only rows (--results NAME=DIR): equal to the row that wrote the folder; missing,
 extra, unreadable and wrong-size files named; an unchanged folder not rescored."""
 
-import json
 import shutil
 
 import numpy as np
