@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daclip.losses import DaClipLoss
 from daclip.model import create_daclip, load_model_cfg
-from daclip.train_clip import build_optimizer, resolve_precision, train_step
+from daclip.train_clip import autocast_dtype, build_optimizer, train_step
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         model.clip.to(DTYPES[args.clip_dtype])
     if args.grad_checkpointing:
         model.set_grad_checkpointing(True)
-    amp = resolve_precision(args.precision, device)
+    amp = autocast_dtype(args.precision, device)
     if args.clip_dtype != "fp32" and amp is None:
         p.error("--clip-dtype bf16/fp16 needs autocast (a GPU and --precision bf16/fp16/auto)")
     optimizer = build_optimizer(model, 3e-5, 0.05, device=device)

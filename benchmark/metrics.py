@@ -32,15 +32,16 @@ file and the reason named, when they are missing, fail their digest or are refus
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from builders.errors import UserError
+from daclip.psnr import psnr_from_mse
+
+from .metric_base import METRICS, Metric, MetricUnavailable, register_metric  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # torch is imported only by the code paths that use it
     import torch
@@ -51,73 +52,14 @@ SSIM_SIGMA = 1.5
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
 
-class MetricUnavailable(Exception):
-    """The metric cannot be computed here (its weights are missing); the message says why."""
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    display: str
-    higher_is_better: bool
-    fn: Callable[[np.ndarray, np.ndarray], float] | None
-    fmt: str = ".2f"
-    headline: bool = True
-    description: str = ""
-    kind: str = "image"  # "image": mean of per-image values; "set": one value per type (FID)
-    prepare: Callable[[Path, str], None] | None = None  # (weights_dir, device); may raise MetricUnavailable
-    #: Batched torch form: (out, gt) uint8 [N,3,H,W] tensors of one size -> [N] float64 values.
-    batch_fn: Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"] | None = None
-    #: A network metric (LPIPS) always runs through batch_fn, on the device it was set up on.
-    network: bool = False
-    #: Smallest image side the metric is defined for, and why.
-    min_side: int = 1
-    min_side_reason: str = ""
-    #: False for a no-reference metric (NIQE, MUSIQ, ...): it scores the output alone, so it
-    #: also runs on datasets without ground truth, and on the input itself (the Input row).
-    reference: bool = True
-
-    def __call__(self, output: np.ndarray, gt: np.ndarray | None = None) -> float:
-        if self.fn is None:
-            raise TypeError(f"{self.name} is a set metric: it has one value per type, not per image")
-        if not self.reference:
-            gt = output
-        if gt is None or output.shape != gt.shape:
-            raise ValueError(f"output {output.shape} and GT {getattr(gt, 'shape', None)} differ in size")
-        small = self.too_small(*output.shape[:2])
-        if small:
-            raise ValueError(f"{self.name}: {small}")
-        return float(self.fn(output, gt))
-
-    def too_small(self, h: int, w: int) -> str | None:
-        """Why an h x w image cannot be scored (None when it can)."""
-        if min(h, w) >= self.min_side:
-            return None
-        return f"image {w}x{h} is too small: {self.name} needs at least {self.min_side}x{self.min_side} ({self.min_side_reason})"
-
-    def setup(self, weights_dir: Path, device: str = "cpu") -> None:
-        if self.prepare is not None:
-            self.prepare(Path(weights_dir), device)
-
-
-_METRICS: dict[str, Metric] = {}
-
-
-def register_metric(metric: Metric) -> Metric:
-    if metric.name in _METRICS:
-        raise KeyError(f"metric {metric.name!r} registered twice")
-    _METRICS[metric.name] = metric
-    return metric
-
-
 def metric_names() -> list[str]:
     _load_set_metrics()
-    return list(_METRICS)
+    return METRICS.names()
 
 
 def default_metrics() -> list[str]:
     _load_set_metrics()
-    return [n for n, m in _METRICS.items() if m.headline]
+    return [n for n, m in METRICS.items() if m.headline]
 
 
 def _load_set_metrics() -> None:
@@ -125,11 +67,11 @@ def _load_set_metrics() -> None:
 
 
 def get_metric(name: str) -> Metric:
-    if name not in _METRICS:
+    if name not in METRICS:
         _load_set_metrics()
-    if name not in _METRICS:
-        raise UserError(f"unknown metric {name!r}; known metrics: {', '.join(_METRICS)}")
-    return _METRICS[name]
+    if name not in METRICS:
+        raise UserError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+    return METRICS.get(name)
 
 
 def parse_metrics(text: str | None) -> list[str]:
@@ -156,21 +98,17 @@ def _y_channel(img: np.ndarray) -> np.ndarray:
     return 16.0 + (rgb @ np.array([65.481, 128.553, 24.966])) / 255.0
 
 
-def _psnr_from_mse(mse: float) -> float:
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
-
-
 def psnr(out: np.ndarray, gt: np.ndarray) -> float:
     d = _crop(out).astype(np.int32) - _crop(gt)
     # Squares of uint8 differences are integers: their sum is exact, so this equals the
     # float64 mean BasicSR computes.
     sse = int(np.einsum("ijk,ijk->", d, d, dtype=np.int64))
-    return _psnr_from_mse(sse / d.size)
+    return psnr_from_mse(sse / d.size)
 
 
 def psnr_y(out: np.ndarray, gt: np.ndarray) -> float:
     d = _y_channel(_crop(out)) - _y_channel(_crop(gt))
-    return _psnr_from_mse(float(np.mean(d * d)))
+    return psnr_from_mse(float(np.mean(d * d)))
 
 
 @lru_cache(maxsize=None)

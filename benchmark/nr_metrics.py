@@ -13,7 +13,7 @@ import numpy as np
 
 from builders.errors import UserError
 
-from .metrics import Metric, MetricUnavailable, register_metric
+from .metric_base import Metric, MetricUnavailable, register_metric
 
 
 class _NRMetric:

@@ -33,7 +33,8 @@ import pandas as pd
 
 from builders.errors import UserError
 from builders.io import read_image, sha256_file
-from builders.pairing import IMAGE_SUFFIXES, images_in
+from builders.naming import IMAGE_SUFFIXES
+from builders.pairing import images_in
 
 from .methods import Method, MethodUnavailable, method_specs
 
@@ -65,8 +66,6 @@ def parse_results(pairs: list[str], methods: list[str]) -> dict[str, Path]:
 
 class ResultFolder(Method):
     """A method row read from a folder of restored images (see the module docstring)."""
-
-    result_only = True
 
     def __init__(self, name: str, folder: Path):
         self.name = name
@@ -175,9 +174,8 @@ class ResultFolder(Method):
                 lines.append(f"{kind} {len(entries)}: {', '.join(entries[:_SHOWN])}{more}")
         return lines
 
-    # -- the runner's Method contract
-    def covers(self, image_id: str) -> bool:
-        return image_id in self.files
+    # -- the runner's Method contract (the runner restores only the ids in ``files``)
+    batched = True
 
     def prepare(self, device: str = "cpu") -> None:
         if not self.coverage:

@@ -8,12 +8,13 @@ runs every method that needs no downloaded weights on its val split, scores PSNR
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from builders.errors import UserError, cli_entry
+from builders.options import parse_pair
 from builders.tasks import DEGRADATIONS
+from daclip.precision import choices as precision_choices, parse_precision
 
 DEFAULT_OUT = Path("results")
 
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
                    help="images of one size per restoring call of a method that batches (the neural ones); "
                    "default: 8 on a GPU, 1 on the CPU. Recorded in the results")
-    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
+    p.add_argument("--amp", default="none", choices=precision_choices(auto=False),
                    help="autocast dtype for every neural method not given its own METHOD:amp option "
                    "(part of each method's cache key; recorded in the results)")
     p.add_argument("--workers", type=int, default=0, metavar="N",
@@ -95,12 +96,12 @@ def _options(items: list[str], methods: list[str]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for item in items:
         name, sep, kv = item.partition(":")
-        key, sep2, value = kv.partition("=")
-        if not sep or not sep2 or not name or not key:
+        if not sep or not name:
             raise UserError(f"--option expects METHOD:KEY=VALUE, got {item!r}")
+        key, value = parse_pair(kv, "--option", "METHOD:KEY=VALUE")
         if name not in methods:
             raise UserError(f"--option {item!r}: method {name!r} is not among --methods ({', '.join(methods)})")
-        out.setdefault(name, {})[key.strip()] = value.strip()
+        out.setdefault(name, {})[key] = value
     return out
 
 
@@ -164,10 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     dataset = resolve_dataset(args.dataset, args.quiet)
     if degradation_eval is None:
         degradation_eval = find_degradation_eval(args.out, dataset)
-    if args.weights_dir:
-        # Methods look for released weights in the same folder (daclip.weights reads this).
-        os.environ["DACLIP_WEIGHTS_DIR"] = str(args.weights_dir)
-
     from reports.html import render_report
 
     from .runner import RunConfig, run_benchmark, run_folder
@@ -176,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RunConfig(dataset=dataset, out=args.out, methods=methods, tasks=tasks, metrics=metrics,
                     split=args.split, weights=cfg_weights, options=options, weights_dir=args.weights_dir,
                     device=device, limit=args.limit, progress=not args.quiet, batch_size=batch_size,
-                    amp=args.amp, workers=args.workers, metric_backend=args.metric_backend,
-                    results=results)
+                    amp=parse_precision(args.amp, "--amp", auto=False), workers=args.workers,
+                    metric_backend=args.metric_backend, results=results)
     with run_folder(args.out):  # one writer per run folder, from the first table to the report
         result = run_benchmark(cfg)
         if result is None:  # a torchrun rank other than 0: rank 0 writes the results

@@ -19,7 +19,6 @@ holds it for all ranks), so two runs on one ``--out`` never lose each other's ro
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 import sys
 import threading
@@ -37,13 +36,15 @@ from tqdm import tqdm
 
 from builders.errors import UserError
 from builders.io import atomic_write_bytes, encode_png, is_plain_png, read_image, sha256_bytes
+from builders.naming import unique_stems
 from builders.lock import FolderLock
-from builders.manifest import read_manifest, read_vocabulary
+from builders.manifest import read_manifest, read_vocabulary, select
 from builders.tasks import parse_tasks
 
 from daclip.device import check_device
 
 from .cost import PeakMemory, cached_flops
+from .result_folders import ResultFolder
 from .methods import Method, MethodUnavailable, create_method, method_spec
 from .metrics import Metric, MetricUnavailable, get_metric, images_to_batch
 from .store import ResultStore, merge_rank_files
@@ -103,20 +104,13 @@ def select_items(cfg: RunConfig) -> pd.DataFrame:
         cfg.tasks = vocab.order(set(df.loc[df["split"] == cfg.split, "type"]))
     else:
         cfg.tasks = parse_tasks(",".join(cfg.tasks), vocab.types)
-    df = df[(df["split"] == cfg.split) & (df["type"].isin(cfg.tasks))]
+    df = select(cfg.dataset, cfg.split, cfg.tasks, manifest=df)
     missing = [t for t in cfg.tasks if t not in set(df["type"])]
     if missing:
         raise UserError(f"dataset {cfg.dataset} has no {cfg.split} images of type {', '.join(missing)}")
-    dup = sorted(set(df["id"][df["id"].duplicated()]))
-    if dup:
-        raise UserError(f"dataset {cfg.dataset}: the manifest lists image id {dup[0]!r} twice")
     df = df.sort_values(["type", "name"], kind="stable")
     if cfg.limit:
         df = df.groupby("type", sort=False).head(cfg.limit)
-    for col in ("lq_path", "gt_path"):
-        absent = [p for p in df[col] if has_path(p) and not (cfg.dataset / p).is_file()]
-        if absent:
-            raise UserError(f"{len(absent)} image(s) listed in the manifest are missing, e.g. {cfg.dataset / absent[0]}")
     return df.reset_index(drop=True)
 
 
@@ -129,30 +123,11 @@ NO_GT = "the dataset has no ground truth (an LQ-only index); only no-reference m
 
 
 def output_names(items: pd.DataFrame) -> dict[str, str]:
-    """image id -> ``<split>/<type>/<name>.png``, unique within the run.
-
-    The output keeps the input's stem. Inputs whose stems collide (``x.png`` beside
-    ``x.jpg``) never overwrite each other: the ``.png`` one keeps ``x.png`` and the other
-    gets ``x~jpg.png`` (then ``x~jpg2.png``, ...). Collisions are checked case-insensitively,
-    so a run folder also survives a copy to a case-insensitive file system.
-    """
-    taken: set[str] = set()
-    out: dict[str, str] = {}
-    rows = sorted(items[["id", "split", "type", "name"]].to_dict("records"),
-                  key=lambda r: (r["split"], r["type"], Path(r["name"]).suffix.lower() != ".png", r["name"], r["id"]))
-    for r in rows:
-        folder = f"{r['split']}/{r['type']}"
-        stem = Path(r["name"]).stem or "image"
-        name = f"{folder}/{stem}.png"
-        if name.lower() in taken:
-            ext = Path(r["name"]).suffix.lstrip(".").lower() or "x"
-            k, name = 1, f"{folder}/{stem}~{ext}.png"
-            while name.lower() in taken:
-                k += 1
-                name = f"{folder}/{stem}~{ext}{k}.png"
-        taken.add(name.lower())
-        out[r["id"]] = name
-    return out
+    """image id -> ``<split>/<type>/<stem>.png``, unique within the run: the input's name, and
+    for names that collide (``x.png`` beside ``x.jpg``) builders.naming's one rule (``x_png.png``)."""
+    rows = items[["id", "split", "type", "name"]].to_dict("records")
+    rels = [f"{r['split']}/{r['type']}/{r['name']}" for r in rows]
+    return {r["id"]: stem + ".png" for r, stem in zip(rows, unique_stems(rels))}
 
 
 def setup_metrics(names: list[str], weights_dir: Path, device: str) -> tuple[list[Metric], dict[str, str]]:
@@ -171,6 +146,8 @@ def _create(cfg: RunConfig, name: str) -> Method:
     opts = dict(cfg.options.get(name, {}))
     if cfg.amp != "none" and "amp" not in opts and method_spec(name).needs_weights:
         opts["amp"] = cfg.amp  # --amp applies to every neural method not given its own
+    if cfg.weights_dir and method_spec(name).needs_weights:
+        opts.setdefault("weights_dir", str(cfg.weights_dir))  # one folder for methods and metrics
     extra = {"weights": cfg.weights[name]} if name in cfg.weights else {}
     return create_method(name, **extra, **opts)
 
@@ -246,7 +223,7 @@ def run_benchmark(cfg: RunConfig) -> RunResult | None:
 
 
 def _run(cfg: RunConfig, dist) -> RunResult | None:
-    from .weights import weights_dir
+    from builders.weights_folder import weights_dir
 
     if cfg.batch_size < 1:
         raise UserError(f"batch size must be >= 1, got {cfg.batch_size}")
@@ -288,14 +265,14 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
             ready.append(method)
             # Types the method has nothing for (classical on a type of the user's own): said once,
             # their images left out of its row, which shows them as skipped.
-            cannot = {t: why for t in cfg.tasks if (why := getattr(method, "cannot_restore", lambda _t: None)(t))}
+            cannot = {t: why for t in cfg.tasks if (why := method.cannot_restore(t))}
             if cannot:
                 skipped_tasks[method.name] = cannot
                 if dist.is_main:
                     for why in cannot.values():
                         print(f"{method.name}: {why}; its images are skipped", file=sys.stderr)
             mine = shard[~shard["type"].isin(set(cannot))] if cannot else shard
-            if dist.is_main and getattr(method, "net", None) is not None:  # a neural method
+            if dist.is_main and method.num_params is not None:  # a neural method
                 costs[method.name] = cached_flops(cfg.out, method)
             with PeakMemory(device) as peak:
                 timings[method.name] = _MethodRun(cfg, method, mine, names, scorer, store, pool, workers,
@@ -316,7 +293,7 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
         store = ResultStore(cfg.out)
     if set_metrics:
         for method in ready:
-            if getattr(method, "partial", False):
+            if isinstance(method, ResultFolder) and method.partial:
                 continue  # a set value over part of a type's images is not that type's value
             cannot = set(skipped_tasks.get(method.name, {}))
             _run_set_metrics(cfg, method, items[~items["type"].isin(cannot)] if cannot else items, set_metrics, store)
@@ -330,8 +307,6 @@ def _result_folders(cfg: RunConfig, items: pd.DataFrame, names: dict[str, str]) 
     """The --results rows, each matched to the dataset (files of the whole split count as known)."""
     if not cfg.results:
         return []
-    from .result_folders import ResultFolder
-
     split = read_manifest(cfg.dataset)
     split = split[split["split"] == cfg.split]
     all_names = {**output_names(split), **names}
@@ -365,13 +340,6 @@ class _Job:
     seconds: float = 0.0
     batch: int = 1
     values: dict = field(default_factory=dict)  # metric -> (value, skipped reason)
-
-
-def _check_output(method: Method, out, lq: np.ndarray, where: str) -> np.ndarray:
-    if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != lq.shape:
-        raise RuntimeError(f"method {method.name!r} returned {getattr(out, 'dtype', type(out))} "
-                           f"{getattr(out, 'shape', '')} for {where}; expected uint8 {lq.shape}")
-    return out
 
 
 class _Scorer:
@@ -427,11 +395,9 @@ class _MethodRun:
         self.scorer, self.store, self.pool = scorer, store, pool
         self.workers = workers
         self.progress = progress
-        # restore_batch whenever the method has one, even one image at a time: a diffusion
-        # method then seeds each image's noise from its id, whatever the batch it lands in.
-        fn = getattr(method, "restore_batch", None)
-        self.batched = callable(fn)
-        self.keys_ok = self.batched and "keys" in inspect.signature(fn).parameters
+        # Always restore_batch with the ids, even one image at a time: a diffusion method then
+        # seeds each image's noise from its id, whatever the batch it lands in.
+        self.batched = method.batched
         self.since_flush = 0
         self.last_flush = time.monotonic()
         # stage -> [seconds (summed over threads), images, megapixels]
@@ -449,9 +415,9 @@ class _MethodRun:
     def plan(self) -> list[_Job]:
         m, store, metrics = self.method, self.store, self.scorer.metrics
         jobs = []
-        covers = getattr(m, "covers", None)  # a result-only row scores only the files it has
+        only = m.files if isinstance(m, ResultFolder) else None  # a result-only row: the files it has
         for row in self.items.to_dict("records"):
-            if covers is not None and not covers(row["id"]):
+            if only is not None and row["id"] not in only:
                 continue
             rel = f"outputs/{m.name}/{self.names[row['id']]}"
             missing = [x for x in metrics if not store.has_value(m.name, m.weights_id, row["id"], x.name)]
@@ -522,15 +488,11 @@ class _MethodRun:
         m = self.method
         lqs = [j.lq for j in group]
         t0 = time.perf_counter()
-        if self.batched:
-            kwargs = {"keys": [j.row["id"] for j in group]} if self.keys_ok else {}
-            outs = m.restore_batch(lqs, [j.row["type"] for j in group], **kwargs)
-        else:
-            outs = [m.restore(lqs[0], group[0].row["type"])]
+        outs = m.restore_batch(lqs, [j.row["type"] for j in group], keys=[j.row["id"] for j in group])
         seconds = (time.perf_counter() - t0) / len(group)
         self._time("restore", t0, len(group), sum(j.lq.shape[0] * j.lq.shape[1] for j in group))
         for j, out in zip(group, outs):
-            j.output = _check_output(m, out, j.lq, str(self.cfg.dataset / j.row["lq_path"]))
+            j.output = m.check_output(out, j.lq, str(self.cfg.dataset / j.row["lq_path"]))
             j.fresh, j.seconds, j.batch = True, seconds, len(group)
 
     def record(self, job: _Job) -> None:

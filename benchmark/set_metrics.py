@@ -18,7 +18,7 @@ import torch
 
 from builders.io import atomic_write_bytes
 
-from .metrics import Metric, MetricUnavailable, register_metric
+from .metric_base import Metric, MetricUnavailable, register_metric
 
 EXTRACTOR = "inception-v3-compat"
 

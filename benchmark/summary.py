@@ -1,8 +1,7 @@
 """The run summary (summary.json, per_task.parquet) that the report renders.
 
-JSON has no inf or NaN, and a perfect restoration has PSNR inf: non-finite floats are
-written as the strings "inf", "-inf" and "nan" and :func:`read_summary` turns the metric
-values back into floats (a value that is simply missing stays null).
+The file's format (non-finite floats as strings) is :mod:`reports.run_folder`'s: the report reads
+a run folder without importing the runner.
 """
 
 from __future__ import annotations
@@ -20,8 +19,10 @@ import pandas as pd
 
 from builders.errors import UserError
 from builders.io import atomic_write_bytes, atomic_write_text
+from reports.run_folder import decode_non_finite, encode_non_finite, read_summary  # noqa: F401  (re-exported)
 
 from .metrics import get_metric
+from .result_folders import ResultFolder
 from .results import metric_table, per_task, select_sets, select_values
 from .runner import RunConfig, RunResult
 
@@ -40,40 +41,6 @@ def _clean(v):
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
     return float(v)
-
-
-_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
-
-
-def encode_non_finite(obj):
-    """A copy of ``obj`` with every non-finite float replaced by "inf", "-inf" or "nan"."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {k: encode_non_finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [encode_non_finite(v) for v in obj]
-    return obj
-
-
-def _decode_values(d: dict) -> dict:
-    return {k: _NON_FINITE.get(v, v) if isinstance(v, str) else v for k, v in d.items()}
-
-
-def decode_non_finite(summary: dict) -> dict:
-    """Undo :func:`encode_non_finite` where numbers belong: the tables and per-image values."""
-    summary = dict(summary)
-    summary["tables"] = {metric: {method: _decode_values(row) for method, row in rows.items()}
-                         for metric, rows in summary.get("tables", {}).items()}
-    summary["images"] = [{**r, "values": _decode_values(r.get("values", {}))} for r in summary.get("images", [])]
-    return summary
-
-
-def read_summary(path) -> dict:
-    """summary.json with its inf/NaN metric values as floats again."""
-    from pathlib import Path
-
-    return decode_non_finite(json.loads(Path(path).read_text()))
 
 
 def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None = None, *,
@@ -116,29 +83,29 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
         "tasks": list(cfg.tasks),
         "counts": {t: int(counts.get(t, 0)) for t in cfg.tasks},
         "methods": [{"name": m.name, "display": m.display_name, "weights_id": m.weights_id,
-                     "uses_task_label": m.uses_task_label, "seed": getattr(m, "seed", None),
-                     "num_params": getattr(m, "num_params", None), "daclip_params": getattr(m, "daclip_params", None),
-                     "seconds_per_megapixel": (None if getattr(m, "result_only", False)
+                     "uses_task_label": m.uses_task_label, "seed": m.seed,
+                     "num_params": m.num_params, "daclip_params": m.daclip_params,
+                     "seconds_per_megapixel": (None if isinstance(m, ResultFolder)
                                                else _seconds_per_megapixel(outputs, result.items, m)),
-                     "settings": dict(getattr(m, "settings", {}) or {}),
+                     "settings": dict(m.settings or {}),
                      **_cost(result, m.name),
                      **({"result_only": True, "n": m.coverage["n"], "of": m.coverage["of"]}
-                        if getattr(m, "result_only", False) else {})}
+                        if isinstance(m, ResultFolder) else {})}
                     for m in result.methods],
         # --results rows: what was scored, and every missing, extra, unreadable, wrong-size file.
         "result_folders": {m.name: {**m.coverage, "problems": m.problems()}
-                           for m in result.methods if getattr(m, "result_only", False)},
+                           for m in result.methods if isinstance(m, ResultFolder)},
         "metrics": [{"name": n, "display": get_metric(n).display, "higher_is_better": get_metric(n).higher_is_better,
                      "fmt": get_metric(n).fmt, "description": get_metric(n).description, "kind": get_metric(n).kind}
                     for n in result.metrics],
         "unavailable": result.unavailable,
         # Methods that could not run here (no weights, ...): name -> reason.
-        "skipped_methods": dict(getattr(result, "skipped_methods", {}) or {}),
+        "skipped_methods": dict(result.skipped_methods),
         # Types a method has nothing for (classical on a type of the user's own): method -> type -> reason.
-        **({"skipped_tasks": result.skipped_tasks} if getattr(result, "skipped_tasks", None) else {}),
+        **({"skipped_tasks": result.skipped_tasks} if result.skipped_tasks else {}),
         # Images a metric could not score (too small for its window): metric -> images + reasons.
         "skipped_images": _skipped_images(values),
-        "run": dict(getattr(result, "settings", {}) or {}),
+        "run": dict(result.settings),
         "tables": tables,
         "images": _per_image_rows(values, result, list(cfg.tasks)),
         "degradation_eval": degradation_eval if degradation_eval is not None else _degradation_eval(cfg),
@@ -148,7 +115,7 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
 
 def _cost(result: RunResult, name: str) -> dict:
     """FLOPs at 256x256 (neural methods) and the peak memory of this run's work of the method."""
-    run = getattr(result, "settings", {}) or {}
+    run = result.settings or {}
     t = run.get("timings", {}).get(name, {})
     peak = t.get("peak_memory_bytes")
     return {"flops": run.get("flops", {}).get(name),

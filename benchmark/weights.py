@@ -20,62 +20,30 @@ networks. No library ever unpickles a file from this folder.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from builders.errors import UserError, cli_entry
+from builders.weights_folder import WeightsEntry, WeightsMismatch, default_weights_dir, verify, weights_dir
 
-# torch.hub's convention (HASH_REGEX): "<name>-<first hex digits of the sha256>.<ext>".
-HUB_HASH = re.compile(r"-([a-f0-9]{8,})\.")
-
-DEFAULT_DIR = Path(os.environ.get("DACLIP_WEIGHTS", Path.home() / ".cache" / "daclip-toolkit" / "weights"))
+WeightsProblem = WeightsMismatch  # a metric-weights file is missing, fails its digest, or is refused
 
 
-@dataclass(frozen=True)
-class WeightFile:
-    key: str
-    filename: str
-    url: str
-    subdir: str  # relative to the weights folder
-    used_by: tuple[str, ...]  # metric names
-    sha256: str | None = None  # the full digest, verified when known
-    size: int | None = None  # bytes, verified when known
-    note: str = ""
-
-    def path(self, weights_dir: Path) -> Path:
-        return Path(weights_dir) / self.subdir / self.filename
-
-    @property
-    def digest_prefix(self) -> str | None:
-        """What the file's sha256 must start with: the full digest, else its hub name's prefix."""
-        if self.sha256:
-            return self.sha256.lower()
-        m = HUB_HASH.search(self.filename)
-        return m.group(1) if m else None
-
-
-class WeightsProblem(UserError):
-    """A metric-weights file is missing, fails its digest, or is refused by the loader."""
-
-
-def _table() -> dict[str, WeightFile]:
+def _table() -> dict[str, WeightsEntry]:
     # URLs are the ones the libraries themselves download from; the hash prefix in each file
     # name is the libraries' own check value.
     entries = (
-        WeightFile("alexnet-imagenet", "alexnet-owt-7be5be79.pth",
-                   "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-                   "torch/hub/checkpoints", ("lpips",), note="torchvision AlexNet (LPIPS backbone)"),
-        WeightFile("lpips-alex-v0.1", "LPIPS_v0.1_alex-df73285e.pth",
-                   "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/LPIPS_v0.1_alex-df73285e.pth",
-                   "torch/hub/pyiqa", ("lpips",), note="LPIPS v0.1 linear layers (pyiqa)"),
-        WeightFile("inception-v3-compat", "weights-inception-2015-12-05-6726825d.pth",
-                   "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
-                   "weights-inception-2015-12-05-6726825d.pth",
-                   "torch/hub/checkpoints", ("fid", "kid"),
-                   note="Inception v3 of the TF FID reference (torch-fidelity 'inception-v3-compat')"),
+        WeightsEntry("alexnet-imagenet", "alexnet-owt-7be5be79.pth",
+                     url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+                     subdir="torch/hub/checkpoints", used_by=("lpips",), note="torchvision AlexNet (LPIPS backbone)"),
+        WeightsEntry("lpips-alex-v0.1", "LPIPS_v0.1_alex-df73285e.pth",
+                     url="https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/LPIPS_v0.1_alex-df73285e.pth",
+                     subdir="torch/hub/pyiqa", used_by=("lpips",), note="LPIPS v0.1 linear layers (pyiqa)"),
+        WeightsEntry("inception-v3-compat", "weights-inception-2015-12-05-6726825d.pth",
+                     url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                         "weights-inception-2015-12-05-6726825d.pth",
+                     subdir="torch/hub/checkpoints", used_by=("fid", "kid"),
+                     note="Inception v3 of the TF FID reference (torch-fidelity 'inception-v3-compat')"),
     )
     return {e.key: e for e in entries + _iqa_entries()}
 
@@ -93,15 +61,11 @@ def _iqa_entries() -> tuple[WeightFile, ...]:
 WEIGHTS = _table()
 
 
-def weights_dir(path: str | Path | None = None) -> Path:
-    return Path(path) if path else DEFAULT_DIR
-
-
-def files_for(metric: str) -> list[WeightFile]:
+def files_for(metric: str) -> list[WeightsEntry]:
     return [w for w in WEIGHTS.values() if metric in w.used_by]
 
 
-def missing_for(metric: str, wdir: Path) -> list[WeightFile]:
+def missing_for(metric: str, wdir: Path) -> list[WeightsEntry]:
     return [w for w in files_for(metric) if not w.path(wdir).is_file()]
 
 
@@ -120,38 +84,19 @@ def unavailable_reason(metric: str, wdir: Path) -> str | None:
     return None
 
 
-_verified: dict[tuple, str] = {}  # (path, size, mtime_ns) -> sha256, for files verified in this process
-
-
-def verify_file(w: WeightFile, wdir: Path) -> Path:
+def verify_file(w: WeightsEntry, wdir: Path) -> Path:
     """The file's path once its size and digest check out; WeightsProblem naming both values."""
-    from builders.io import sha256_file
-
     path = w.path(wdir)
     if not path.is_file():
         raise WeightsProblem(f"missing weights {path}")
-    st = path.stat()
-    if w.size is not None and st.st_size != w.size:
-        raise WeightsProblem(f"{path}: {st.st_size} bytes, expected {w.size}; delete it and run "
-                             f"`python -m benchmark.weights fetch --weights-dir {wdir}`")
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    digest = _verified.get(key) or sha256_file(path)
-    want = w.digest_prefix
-    if want and not digest.startswith(want):
-        raise WeightsProblem(
-            f"{path}: sha256 {digest} does not match the released file (expected {want}"
-            f"{'' if w.sha256 else '...'}); it is corrupt or not the original: delete it and run "
-            f"`python -m benchmark.weights fetch --weights-dir {wdir}`")
-    _verified[key] = digest
+    verify(w, path, fix=f"run `python -m benchmark.weights fetch --weights-dir {wdir}`")
     return path
 
 
 def file_digest(key: str, wdir: Path) -> str:
     """The sha256 of weights ``key`` in ``wdir``, verified (what a loaded network was built from)."""
     w = WEIGHTS[key]
-    path = verify_file(w, wdir)
-    st = path.stat()
-    return _verified[(str(path.resolve()), st.st_size, st.st_mtime_ns)]
+    return verify(w, verify_file(w, wdir))
 
 
 def load_state_dict(key: str, wdir: Path) -> dict:
@@ -198,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "'none' for no metric)")
     p.add_argument("--methods", help="also the released weights of these methods, e.g. ours,promptir "
                    "(methods whose weights were never published say how to train them)")
-    p.add_argument("--weights-dir", type=Path, help=f"cache folder (default: $DACLIP_WEIGHTS or {DEFAULT_DIR})")
+    p.add_argument("--weights-dir", type=Path, help=f"cache folder (default: $DACLIP_WEIGHTS_DIR, then $DACLIP_WEIGHTS, then {default_weights_dir()})")
     p.add_argument("--mirror", help="fetch every file as MIRROR/<file name> instead")
     return p
 
@@ -216,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = list(dict.fromkeys(w.key for m in metrics for w in files_for(m)))
     entries = _method_entries(args.methods) if args.methods else []
     if args.action == "list":
+        print(f"weights folder: {wdir}")
         for k in keys:
             w = WEIGHTS[k]
             state = "present" if w.path(wdir).is_file() else "missing"
@@ -257,7 +203,7 @@ def _size_text(size: int | None) -> str:
 
 def _method_entries(text: str) -> list[str]:
     """Weights entries (daclip.weights) that the named methods load: their own, plus DA-CLIP's."""
-    from daclip.methods import SPECS
+    from daclip.catalogue import SPECS
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if n not in SPECS]
@@ -265,8 +211,8 @@ def _method_entries(text: str) -> list[str]:
         raise UserError(f"--methods: unknown or weight-free method {', '.join(bad)}; methods with weights: {', '.join(SPECS)}")
     out = []
     for n in names:
-        spec = SPECS[n][0]
-        out += [spec.weights or n] + ([spec.daclip_weights] if getattr(spec, "uses_daclip", False) else [])
+        spec = SPECS[n].spec
+        out += [spec.weights or n] + ([spec.daclip_weights] if spec.uses_daclip else [])
     return list(dict.fromkeys(out))
 
 

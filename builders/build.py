@@ -12,15 +12,13 @@ Every mode that writes a dataset root holds its writer lock: a second writer of 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
-from collections import Counter
 from pathlib import Path
 
 from .errors import UserError, cli_entry
+from .naming import IMAGE_SUFFIXES, is_image, unique_stems
 from .tasks import DEGRADATIONS, parse_tasks
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_MINI_ROOT = Path("datasets/mini")
 DEFAULT_VAL_ROOT = Path("datasets/daclip-val")
 
@@ -90,26 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _safe_name(stem: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem) or "image"
-
-
 def unique_names(files: list[Path]) -> list[str]:
-    """File-name-safe output names, one per file, never two alike.
-
-    A name is the file's stem with unsafe characters replaced by '_'. Files whose names collide
-    (``a b.png``, ``a_b.png``, ``a+b.png``; ``x.png`` beside ``x.jpg``) all get a suffix made from
-    their full original file name, so each keeps its own stable name whatever else is in the folder.
-    """
-    base = [_safe_name(f.stem) for f in files]
-    counts = Counter(b.lower() for b in base)  # case-insensitive: safe on macOS/Windows file systems too
-    names = []
-    for f, b in zip(files, base):
-        names.append(b if counts[b.lower()] == 1 else f"{b}-{hashlib.sha256(f.name.encode()).hexdigest()[:8]}")
-    dup = [n for n, c in Counter(n.lower() for n in names).items() if c > 1]
-    if dup:  # a hash collision, or a file literally named like another's suffixed name
-        raise UserError(f"--images: cannot give {dup[0]!r} a unique output name; rename one of the files")
-    return names
+    """File-name-safe output names, one per file, never two alike (builders.naming's rule on
+    file names whose unsafe characters are made '_')."""
+    return unique_stems([f.name for f in files], safe=True)
 
 
 def folder_sources(folder: Path):
@@ -118,7 +100,7 @@ def folder_sources(folder: Path):
 
     if not folder.is_dir():
         raise UserError(f"--images: not a folder: {folder}")
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    files = sorted(f for f in folder.iterdir() if is_image(f) and f.is_file())
     if not files:
         raise UserError(f"--images: no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     for f in files:

@@ -20,7 +20,7 @@ import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -33,13 +33,14 @@ from .extract import DEFAULT_LIMITS, ArchiveProblem, DamagedArchive, EncryptedAr
 from .io import atomic_write_bytes, atomic_write_text, is_plain_png, read_image, save_image, sha256_bytes, sha256_file
 from .layout import item_id, pair_relpaths
 from .lock import FolderLock
-from .pairing import IMAGE_SUFFIXES, SourcePair, pair_source
-from .sources import NeededFile, Recipe, all_recipes, preset_recipes, recipes_for
+from .naming import is_image, unique_stems
+from .pairing import SourcePair, pair_source
+from .sources import NeededFile, Recipe, preset_recipes, recipes_for
 from .sources.base import ARCHIVE_SUFFIXES
 from .synth import seed_for, synthesize
 from .synth.base import STORE_AWARE
 from .synth.inpaint import apply_mask
-from .tasks import DEGRADATIONS, SPLITS
+from .tasks import DEGRADATIONS, SPLITS, table1
 
 DEFAULT_ROOT = Path("datasets/universal")
 REPORT_NAME = "build_report.json"
@@ -211,21 +212,21 @@ def _label(path: Path | None, located: dict[str, Path]) -> str | None:
 
 
 def plan_jobs(recipe: Recipe, pairs: list[SourcePair], located: dict[str, Path], cfg: FullBuildConfig,
-              file_sha: dict[str, str] | None = None, problems: list | None = None) -> list[Job]:
+              file_sha: dict[str, str] | None = None) -> list[Job]:
     """One Job per (type, pair). ``file_sha`` (needed file -> sha256) ties each pair to the exact
     archive it came from, so a changed download rebuilds its pairs. Two pairs that would write the
-    same output are never both built: the second is reported in ``problems``."""
+    same output name are both built, named by builders.naming's rule."""
     file_sha = file_sha or {}
     fetched = set(located.values())
     jobs: list[Job] = []
-    seen: dict[str, Job] = {}
     for task in recipe.tasks:
         if task not in cfg.tasks:
             continue
-        for p in pairs:
-            if (task, p.split) not in recipe.expected or (p.task is not None and p.task != task):
-                continue
-            name = f"{p.name}.png"
+        chosen = [p for p in pairs if (task, p.split) in recipe.expected and p.task in (None, task)]
+        # Two pairs of one name (x.png beside x.jpg) both get built, under builders.naming's rule.
+        stems = unique_stems([f"{p.split}/{p.name}{p.gt.suffix or '.img'}" for p in chosen])
+        for p, stem in zip(chosen, stems):
+            name = f"{PurePosixPath(stem).name}.png"
             seed = None if recipe.lq == "real" else seed_for(cfg.seed, "full", task, p.split, name)
             store = cfg.uint8_store if recipe.lq == "synthetic" and task in STORE_AWARE else None
             gt_label = _label(p.gt, located)
@@ -245,12 +246,6 @@ def plan_jobs(recipe: Recipe, pairs: list[SourcePair], located: dict[str, Path],
                       f"{recipe.title}: {gt_label}", recipe.licence,
                       json.dumps({k: v for k, v in params.items() if v is not None}, sort_keys=True),
                       expect, store)
-            if job.id in seen:
-                if problems is not None:
-                    problems.append({"kind": "duplicate-name", "file": str(p.gt),
-                                     "detail": f"same output {job.id} as {seen[job.id].gt}; not built"})
-                continue
-            seen[job.id] = job
             jobs.append(job)
     return jobs
 
@@ -285,7 +280,7 @@ def _expand_folder(f: NeededFile, folder: Path, recipe: Recipe, cfg: FullBuildCo
     """A downloaded folder that holds archives but no images (a hub repo of zips): extract them."""
     files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
     archives = [p for p in files if p.name.lower().endswith(ARCHIVE_SUFFIXES)]
-    if not archives or any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+    if not archives or any(is_image(p) for p in files):
         return folder
     for a in sorted(archives):
         inner = NeededFile(f"{f.name}/{a.relative_to(folder).as_posix()}", (), keep_all=f.keep_all)
@@ -432,8 +427,7 @@ def _build_full_locked(cfg: FullBuildConfig, root: Path, recipes: list[Recipe] |
             continue
         out.problems = paired.problems
         out.layout += paired.layout
-        jobs = plan_jobs(recipe, paired.pairs, located, cfg, {n: f["sha256"] for n, f in out.files.items()},
-                         out.problems)
+        jobs = plan_jobs(recipe, paired.pairs, located, cfg, {n: f["sha256"] for n, f in out.files.items()})
         out.found = dict(Counter(f"{j.task}/{j.split}" for j in jobs))
         manifest = _build_jobs(root, jobs, cfg, manifest, out)
         _save_report(root, report, outcomes)
@@ -518,11 +512,9 @@ def _save_report(root: Path, report: dict, outcomes: list[RecipeOutcome]) -> dic
 
 
 def paper_counts() -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for r in all_recipes():
-        for k, n in r.expected.items():
-            counts[k] = counts.get(k, 0) + n
-    return counts
+    """(type, split) -> the paper's count (Table 1: its #Test is what this build calls val)."""
+    t = table1()
+    return {(k, "train"): n for k, n in t["train"].items()} | {(k, "val"): n for k, n in t["test"].items()}
 
 
 def status_table(root: Path) -> str:

@@ -14,6 +14,8 @@ import urllib.request
 from urllib.parse import urlparse
 
 _TRUE = ("1", "true", "yes", "on")
+#: Any of these set to 1/true/yes/on turns every download off: hub models and method weights.
+OFFLINE_ENVS = ("DACLIP_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 def hub_endpoint() -> str:
@@ -26,18 +28,17 @@ def hub_endpoint() -> str:
         return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
 
 
-def hub_offline() -> str | None:
-    """The offline variable that is set (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE), or None."""
-    return next((v for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-                 if os.environ.get(v, "").strip().lower() in _TRUE), None)
+def offline() -> str | None:
+    """The offline variable of OFFLINE_ENVS that is set, or None: the one offline switch."""
+    return next((v for v in OFFLINE_ENVS if os.environ.get(v, "").strip().lower() in _TRUE), None)
 
 
 def hub_unreachable(timeout: float = 2.0) -> str | None:
     """None when a TCP connection to the hub (or to the proxy that would carry it) opens within
     ``timeout`` seconds; otherwise why not, in a few words."""
-    offline = hub_offline()
-    if offline:
-        return f"{offline} is set"
+    var = offline()
+    if var:
+        return f"{var} is set"
     url = hub_endpoint()
     parsed = urlparse(url)
     host = parsed.hostname or "huggingface.co"

@@ -12,6 +12,7 @@ the same root, does not deadlock), and released on exit from the ``with`` block.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -19,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UserError
@@ -133,3 +135,19 @@ class FolderLock:
 def holds_lock(folder: str | os.PathLike) -> bool:
     """True when this process holds ``folder``'s lock (writers that require it can assert it)."""
     return os.path.realpath(Path(folder) / LOCK_NAME) in _held
+
+
+def writer_rank() -> bool:
+    """True in the process that writes a shared folder: rank 0 under torchrun, or the only one."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextlib.contextmanager
+def rank0_lock(folder: str | os.PathLike, what: str = "folder") -> Iterator[FolderLock | None]:
+    """``folder``'s writer lock held by the writing rank for the block; the other torchrun ranks
+    (which write nothing there) hold nothing and get None."""
+    if not writer_rank():
+        yield None
+        return
+    with FolderLock(folder, what) as lock:
+        yield lock

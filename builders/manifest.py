@@ -86,6 +86,27 @@ def read_manifest(root: str | Path, *, required: bool = True) -> pd.DataFrame:
     return df
 
 
+def select(root: str | Path, split: str | Iterable[str] | None = None, types: Iterable[str] | None = None, *,
+           manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The manifest rows of ``split`` (a name, several, or None / "all" for every split) and of
+    ``types`` (None: all), in manifest order. A manifest that lists an image id twice, or a file
+    that is not there, is one UserError: every command that reads a selection checks the same."""
+    root = Path(root)
+    df = read_manifest(root) if manifest is None else manifest
+    if split is not None and split != "all":
+        df = df[df["split"].isin([split] if isinstance(split, str) else list(split))]
+    if types is not None:
+        df = df[df["type"].isin(list(types))]
+    dup = sorted(set(df["id"][df["id"].duplicated()]))
+    if dup:
+        raise UserError(f"dataset {root}: the manifest lists image id {dup[0]!r} twice")
+    for col in ("lq_path", "gt_path"):
+        absent = [p for p in df[col] if isinstance(p, str) and p and not (root / p).is_file()]
+        if absent:
+            raise UserError(f"{len(absent)} image(s) listed in the manifest are missing, e.g. {root / absent[0]}")
+    return df
+
+
 @contextmanager
 def sigint_deferred():
     """Hold back Ctrl-C until the block is done, then raise it: a write that has started finishes.

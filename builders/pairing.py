@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from .naming import is_image
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -39,27 +40,20 @@ class PairingResult:
 
 
 PairingRule = Callable[[dict[str, Path]], PairingResult]
-_RULES: dict[str, PairingRule] = {}
-
-
-def register_pairing(name: str):
-    def deco(fn: PairingRule) -> PairingRule:
-        _RULES[name] = fn
-        return fn
-
-    return deco
+PAIRING_RULES: Registry[PairingRule] = Registry("pairing rule")
+register_pairing = PAIRING_RULES.register
 
 
 def pair_source(rule: str, files: dict[str, Path]) -> PairingResult:
     """Run pairing rule ``rule`` on ``files`` (needed file name -> extracted folder or file)."""
-    return _RULES[rule](files)
+    return PAIRING_RULES.get(rule)(files)
 
 
 # --------------------------------------------------------------------------------------- helpers
 
 def images_in(folder: Path, recursive: bool = False) -> list[Path]:
     it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(p for p in it if p.is_file() and is_image(p))
 
 
 def find_dirs(root: Path, name: str) -> list[Path]:

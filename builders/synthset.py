@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,6 +23,7 @@ from .errors import UserError
 from .io import save_image, sha256_bytes, sha256_file
 from .layout import item_id, pair_relpaths
 from .lock import FolderLock
+from .naming import unique_stems
 from .synth import seed_for, synthesize
 from .synth.base import SYNTH_VERSION
 from .tasks import DEGRADATIONS, SPLITS
@@ -88,6 +89,10 @@ def _prepared(source: Source, short_side: int, cache: dict) -> np.ndarray:
 
 
 def plan(sources: Sequence[Source], cfg: SynthSetConfig) -> list[_Item]:
+    # Two sources of one name (x.png beside x.jpg) are both used, under builders.naming's rule.
+    suffixes = [Path(s.origin.rpartition(":")[2]).suffix or ".src" for s in sources]
+    stems = unique_stems([s.name + sfx for s, sfx in zip(sources, suffixes)])
+    sources = [s if s.name == n else replace(s, name=n) for s, n in zip(sources, stems)]
     items: list[_Item] = []
     cache: dict = {}
     for split in SPLITS:
@@ -107,10 +112,6 @@ def plan(sources: Sequence[Source], cfg: SynthSetConfig) -> list[_Item]:
                     box = (0, 0, h, w)
                 name = f"{src.name}_{i:03d}.png"
                 items.append(_Item(split, task, name, src, box, seed_for(cfg.seed, "degrade", split, task, name)))
-    ids = [it.id for it in items]
-    if len(set(ids)) != len(ids):  # two sources of one name: never let one overwrite the other
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise UserError(f"two source images would both be written as {dup}; give the sources unique names")
     return items
 
 

@@ -6,6 +6,8 @@ The words are used verbatim in folder names and in the text prompts
 
 from __future__ import annotations
 
+import functools
+
 DEGRADATIONS: tuple[str, ...] = (
     "motion-blurry",
     "hazy",
@@ -38,3 +40,14 @@ def parse_tasks(text: str | None, choices: tuple[str, ...] | list[str] = DEGRADA
         )
     # Vocabulary order, no duplicates: tables and reports stay comparable across runs.
     return [t for t in choices if t in tasks]
+
+
+@functools.lru_cache(maxsize=1)
+def table1() -> dict[str, dict[str, int]]:
+    """The paper's Table 1, images per type: {"train": {type: n}, "test": {type: n}}
+    (``builders/table1.yaml``, the one copy)."""
+    from importlib import resources
+
+    import yaml
+
+    return yaml.safe_load(resources.files("builders").joinpath("table1.yaml").read_text(encoding="utf-8"))

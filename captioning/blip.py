@@ -14,13 +14,14 @@ from pathlib import Path
 import torch
 
 from builders.errors import UserError
-from builders.hub import hub_offline, hub_unreachable
+from daclip.precision import choices as precision_choices, parse_precision, precision_dtype, resolve_precision
+from builders.hub import hub_unreachable, offline
 from daclip.device import check_device
 
 DEFAULT_MODEL = "Salesforce/blip-image-captioning-large"
 MAX_NEW_TOKENS = 32
 
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = precision_choices()  # daclip.precision's names; none (fp32) casts nothing
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,9 @@ class CaptionerConfig:
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if name not in DTYPES:
-        raise UserError(f"--dtype {name!r}: choose from auto, {', '.join(DTYPES)}")
-    return DTYPES[name]
+    """auto: fp16 on a GPU (as the paper), fp32 on the CPU."""
+    name = parse_precision(name, "--dtype")
+    return precision_dtype(resolve_precision(name, device, gpu="fp16")) or torch.float32
 
 
 def _how_to_get(model: str) -> str:
@@ -57,7 +56,7 @@ def _from_pretrained(cls, ref: str, **kw):
     try:
         return cls.from_pretrained(ref, local_files_only=True, **kw)
     except OSError:
-        if hub_offline():
+        if offline():
             raise
 
     # Ask once, in a second or two, instead of letting the hub client retry for a minute.

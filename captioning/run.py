@@ -103,11 +103,11 @@ def caption_dataset(opts: RunOptions) -> RunSummary:
     lock for the whole stage, so a build and captioning never rewrite the manifest at once: the
     second writer is refused with one error line naming the first.
     """
-    from builders.lock import FolderLock
+    from builders.lock import rank0_lock
 
-    if int(os.environ.get("RANK", "0")) != 0 or not opts.root.is_dir():
+    if not opts.root.is_dir():  # no folder to lock: the stage says so with one line
         return _caption_dataset(opts)
-    with FolderLock(opts.root, "dataset root"):
+    with rank0_lock(opts.root, "dataset root"):
         return _caption_dataset(opts)
 
 
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per generate call (default 128 on GPU, 8 on CPU)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: this rank's GPU, else CPU)")
-    p.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
+    p.add_argument("--dtype", default="auto", choices=DTYPES,
                    help="model precision (default auto: fp16 on GPU, fp32 on CPU)")
     p.add_argument("--workers", type=int, default=None,
                    help="DataLoader processes decoding images per rank (0: decode in the main "

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from builders.errors import UserError
 from builders.io import read_image
-from builders.manifest import read_manifest
+from builders.manifest import read_manifest, select
 from builders.vocabulary import Vocabulary, type_of_word, vocabulary_from_words
 from builders.vocabulary import split_title as _split_title
 
@@ -102,7 +102,7 @@ def items_from_manifest(root: str | Path, split: str, captions: str = "auto") ->
     root = Path(root)
     df = read_manifest(root)
     vocab = read_vocabulary(root, df)
-    df = df[df["split"] == split]
+    df = select(root, split, manifest=df)
     if df.empty:
         raise UserError(f"{root}: the manifest has no rows for split {split!r}")
     by_path: dict[Path, str] = {}

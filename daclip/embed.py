@@ -22,11 +22,12 @@ import torch
 
 from builders.errors import UserError, cli_entry
 from builders.io import read_image
-from builders.manifest import read_manifest
+from builders.manifest import select
 
 from .checkpoint import load_daclip, save_torch_atomic
 from .dist import default_device
 from .model import DaCLIP, clip_preprocess, create_daclip, load_model_cfg
+from .precision import choices as precision_choices, precision_dtype, resolve_precision
 from .safe_load import load_checkpoint
 
 CACHE_DIR = "embeddings"
@@ -121,9 +122,7 @@ def compute_embeddings(model: DaCLIP, root: str | Path, *, splits: Sequence[str]
     root = Path(root)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
-    df = read_manifest(root)
-    if splits:
-        df = df[df["split"].isin(list(splits))]
+    df = select(root, splits or None)
     fingerprint = model_fingerprint(model)
     path = embeddings_path(root, fingerprint)
     table = load_embeddings(path) if path.is_file() else None
@@ -182,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="all", help="train, val or all (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", help="cpu, cuda, ... (default: GPU when available)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+    p.add_argument("--precision", default="auto", choices=precision_choices(),
                    help="autocast on GPU (auto: fp16, as the official code); CPU runs fp32")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights (--model-cfg without --checkpoint)")
     return p
@@ -198,7 +197,7 @@ def main(argv=None) -> int:
     model = load_model_for_cli(args.checkpoint, args.model, args.pretrained, args.model_cfg, device)
     amp = None
     if device.type == "cuda":
-        amp = {"auto": torch.float16, "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}[args.precision]
+        amp = precision_dtype(resolve_precision(args.precision, device, gpu="fp16"))
     splits = None if args.split == "all" else [args.split]
     path, table = compute_embeddings(model, args.root, splits=splits, batch_size=args.batch_size,
                                      device=device, amp_dtype=amp)

@@ -27,7 +27,7 @@ import torch
 
 from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_bytes, atomic_write_text
-from builders.manifest import read_manifest, read_vocabulary
+from builders.manifest import read_manifest, read_vocabulary, select
 from builders.vocabulary import DACLIP, Vocabulary, check_covers, type_name_problem
 
 from .dist import default_device
@@ -86,8 +86,7 @@ def evaluate_dataset(model: DaCLIP, root: str | Path, split: str = "val", *, bat
     df = read_manifest(root)
     if vocabulary is None:
         vocabulary = read_vocabulary(root, df)
-    if split != "all":
-        df = df[df["split"] == split]
+    df = select(root, split, manifest=df)
     if df.empty:
         raise UserError(f"{root}: no images in split {split!r}")
     check_covers(vocabulary, sorted(set(df["type"])), vocabulary_of, f"dataset {root}")

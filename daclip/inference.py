@@ -17,6 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from builders.errors import UserError
+
+from .precision import choices, resolve_precision
+
 T = TypeVar("T")
 
 FIT_MODES = ("reflect", "zero", "crop", "none")
@@ -212,18 +216,17 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-#: DA-CLIP encoder precision: the official test script encodes under ``torch.cuda.amp.autocast()``
-#: (fp16) on the GPU; on the CPU it runs fp32.
-DACLIP_AMP = ("auto", "fp16", "bf16", "none")
+#: DA-CLIP encoder precision (daclip.precision's names): the official test script encodes under
+#: ``torch.cuda.amp.autocast()`` (fp16) on the GPU; on the CPU it runs fp32.
+DACLIP_AMP = tuple(choices())
 
 
 def resolve_daclip_amp(amp: str, device: torch.device | str) -> str:
     """'auto' -> 'fp16' on CUDA (the official path), 'none' elsewhere; other values as given."""
-    if amp not in DACLIP_AMP:
-        raise ValueError(f"daclip_amp={amp!r}: choose from {', '.join(DACLIP_AMP)}")
-    if amp == "auto":
-        return "fp16" if torch.device(device).type == "cuda" else "none"
-    return amp
+    try:
+        return resolve_precision(amp, device, gpu="fp16")
+    except UserError:
+        raise ValueError(f"daclip_amp={amp!r}: choose from {', '.join(DACLIP_AMP)}") from None
 
 
 class DaclipConditioner:

@@ -29,7 +29,6 @@ runs with random weights: missing files raise MethodUnavailable saying how to ge
 from __future__ import annotations
 
 import json
-import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 from builders.errors import UserError
+from builders.options import parse_value
 
 from .inference import (
     DACLIP_AMP,
@@ -50,11 +50,11 @@ from .inference import (
     tiled_apply,
     to_tensor,
 )
-from .registry import Method, MethodUnavailable, register_method
+from .precision import parse_precision, precision_dtype
+from .registry import Method, MethodUnavailable
 from .sde import SAMPLERS, IRSDE, SDEConfig, image_seed, make_generator
 from .weights import WeightsUnavailable, resolve_weights, weights_id
 
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "eager")
 GPU_TILE_BATCH = 8  # tiles x images per network call on a GPU when net_batch is 0
 
@@ -106,6 +106,8 @@ class MethodOptions:
     #: CPU, where batch-size-dependent kernels (MKL's one-row GEMV, oneDNN) would change the
     #: rounding: a CPU output is then bit-identical whatever the runner's --batch-size.
     net_batch: int = 0
+    #: The weights folder (builders.weights_folder); empty: --weights-dir's or the variables'.
+    weights_dir: str = ""
     # diffusion only
     steps: int = 0
     sampler: str = ""
@@ -117,7 +119,7 @@ class MethodOptions:
         """Options that differ from the defaults and can change restored pixels."""
         default = MethodOptions()
         # daclip_amp and protocol are recorded by the method once resolved (see settings).
-        skip = {"device", "daclip_weights", "daclip_model", "daclip_amp", "protocol"}
+        skip = {"device", "daclip_weights", "daclip_model", "daclip_amp", "protocol", "weights_dir"}
         out = {f.name: getattr(self, f.name) for f in fields(self)
                if f.name not in skip and getattr(self, f.name) != getattr(default, f.name)}
         return out
@@ -129,7 +131,7 @@ class MethodOptions:
         extra: dict[str, Any] = {}
         for key, value in options.items():
             if key not in known:
-                extra[key] = value  # network config overrides (e.g. width=8)
+                extra[key] = parse_value(value)  # network config overrides (e.g. width=8)
                 continue
             kind = type(getattr(cls, key))  # the default's type: str or int
             try:
@@ -138,8 +140,8 @@ class MethodOptions:
                 raise UserError(f"option {key}={value!r}: expected {kind.__name__}") from None
         if values.get("daclip_amp", "auto") not in DACLIP_AMP:
             raise UserError(f"option daclip_amp={values['daclip_amp']!r}: choose from {', '.join(DACLIP_AMP)}")
-        if values.get("amp", "none") not in AMP_DTYPES:
-            raise UserError(f"option amp={values['amp']!r}: choose from {', '.join(AMP_DTYPES)}")
+        if "amp" in values:  # daclip.precision's names; "fp32" is "none"
+            values["amp"] = parse_precision(values["amp"], "option amp", auto=False)
         if values.get("compile", "none") not in COMPILE_MODES:
             raise UserError(f"option compile={values['compile']!r}: choose from {', '.join(COMPILE_MODES)}")
         if values.get("net_batch", 0) < 0:
@@ -188,8 +190,11 @@ def read_sidecar(path: Path) -> dict:
 class NetworkMethod(Method):
     """A feed-forward restoration network (optionally DA-CLIP-conditioned)."""
 
+    batched = True
+
     def __init__(self, spec: NetSpec, weights: str | None = None, **options):
         self.spec = spec
+        self.uses_daclip = spec.uses_daclip
         self.opts = MethodOptions.parse(options)
         self.weights_path, self.daclip_path = _split_weights(weights, self.opts.daclip_weights)
         protocols = {spec.protocol: spec.fit, **dict(spec.protocols)} if spec.protocol else {}
@@ -211,7 +216,7 @@ class NetworkMethod(Method):
     # -- loading ----------------------------------------------------------------------
     def _resolve(self, entry: str, override: str | None) -> Path:
         try:
-            return resolve_weights(entry, override)
+            return resolve_weights(entry, override, root=self.opts.weights_dir or None)
         except WeightsUnavailable as exc:
             raise MethodUnavailable(f"{self.name or entry}: {exc}") from None
 
@@ -266,7 +271,7 @@ class NetworkMethod(Method):
 
     # -- running ----------------------------------------------------------------------
     def _autocast(self):
-        dtype = AMP_DTYPES[self.opts.amp]
+        dtype = precision_dtype(self.opts.amp)
         if dtype is None:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
@@ -371,6 +376,10 @@ class DiffusionMethod(NetworkMethod):
     #: Part of the cache key: outputs of older runs drew one noise stream per batch.
     noise_scheme = "per-image-generator"
 
+    def __init__(self, spec: NetSpec, weights: str | None = None, **options):
+        super().__init__(spec, weights, **options)
+        self.seed = self.opts.seed
+
     def prepare(self, device: str = "cpu") -> None:
         super().prepare(device)
         self.weights_id = _digest(self.weights_id, self.noise_scheme)
@@ -395,80 +404,3 @@ class DiffusionMethod(NetworkMethod):
 
         return sde.sample(noise_fn, lq, sampler=self.opts.sampler or self.spec.sampler,
                           generator=self.generators(lq.shape[0], keys), clip_x0=bool(self.opts.clip_x0))
-
-
-_OURS_OPTIONS = ("options steps, sampler (posterior|sde|ode), seed, clip_x0 (0|1), amp (none|bf16|fp16), "
-                 "daclip_amp (auto|fp16|bf16|none), tile, overlap, max_pixels, daclip_weights (or "
-                 "weights='UNET,DACLIP')")
-# PromptIR and AirNet: every method is scored on the same full GT pixels, so they pad by
-# default; protocol=crop is their test scripts' centre crop to a multiple of 16.
-_PAD_OR_CROP = "protocol pad (default: reflect-pad, crop back) or crop (upstream: centre crop to 16, rim kept)"
-
-
-def _daclip_sde(network: str, **kw) -> NetSpec:
-    """The DA-CLIP IR-SDE releases: max_sigma 50, posterior sampling, the UNet pads itself."""
-    return NetSpec(network, Fit("none", 16), uses_daclip=True, sde=SDEConfig(max_sigma=50), sampler="posterior", **kw)
-
-
-SPECS: dict[str, tuple[NetSpec, type[NetworkMethod], str, str]] = {
-    "ours": (
-        _daclip_sde("ours"),
-        DiffusionMethod, "Ours (IR-SDE + DA-CLIP)",
-        f"DA-CLIP-conditioned IR-SDE (universal-ir.pth + daclip_ViT-B-32.pt), posterior sampling; {_OURS_OPTIONS}",
-    ),
-    "ours-mix": (
-        _daclip_sde("ours", weights="ours-mix", daclip_weights="daclip-mix"),
-        DiffusionMethod, "Ours-mix (IR-SDE + DA-CLIP-mix)",
-        "the authors' robust 'mix' release (universal-ir-mix.pth + daclip_ViT-B-32_mix.pt, trained with added "
-        f"blur, blur+rain and inpainting mixtures); {_OURS_OPTIONS}",
-    ),
-    "wild-ir": (
-        _daclip_sde("wild-ir", daclip_weights="daclip-wild", daclip_model="ViT-L-14"),
-        DiffusionMethod, "Wild-IR (IR-SDE + DA-CLIP ViT-L-14)",
-        "the follow-up paper's wild-ir.pth (context 768, no degradation prompt, learned 0.5x down/up-sampling) "
-        f"conditioned by wild-daclip_ViT-L-14.pt; {_OURS_OPTIONS}",
-    ),
-    "irsde": (
-        NetSpec("irsde", Fit("none", 16), sde=SDEConfig(max_sigma=10), sampler="sde"),
-        DiffusionMethod, "IR-SDE",
-        "IR-SDE UNet without DA-CLIP, reverse-SDE sampling (max_sigma 10); options as 'ours'",
-    ),
-    "nafnet": (NetSpec("nafnet", Fit("zero", 16)), NetworkMethod, "NAFNet",
-               "NAFNet (zero-pad to 16, crop back); option preset (sidd-w32, sidd-w64, gopro-w32, gopro-w64: "
-               "the GoPro presets are NAFNetLocal 'TLC' as upstream tests them)"),
-    "nafnet-daclip": (NetSpec("nafnet-daclip", Fit("zero", 16), uses_daclip=True), NetworkMethod,
-                      "NAFNet + DA-CLIP", "NAFNet conditioned on DA-CLIP embeddings; needs DA-CLIP weights too"),
-    "nafnet-degradation": (NetSpec("nafnet-degradation", Fit("zero", 16), uses_daclip=True, contexts=("text_context",)),
-                           NetworkMethod, "NAFNet + Degradation",
-                           "NAFNet conditioned on the DA-CLIP degradation embedding only (Table 3 ablation); "
-                           "needs DA-CLIP weights too"),
-    "promptir": (NetSpec("promptir", Fit("reflect", 8), protocol="pad", protocols=(("crop", Fit("crop", 16)),)),
-                 NetworkMethod, "PromptIR",
-                 f"PromptIR (Lightning checkpoint); {_PAD_OR_CROP} (pad: to a multiple of 8, as its demo.py)"),
-    "restormer": (NetSpec("restormer", Fit("reflect", 8)), NetworkMethod, "Restormer",
-                  "Restormer (reflect-pad to 8, crop back)"),
-    "airnet": (NetSpec("airnet", Fit("reflect", 16), call="restore", protocol="pad",
-                       protocols=(("crop", Fit("crop", 16)),)), NetworkMethod, "AirNet",
-               f"AirNet; {_PAD_OR_CROP} (pad: to a multiple of 16)"),
-}
-
-
-def _register(name: str, spec: NetSpec, cls: type[NetworkMethod], display: str, description: str) -> None:
-    def factory(weights: str | None = None, **options) -> NetworkMethod:
-        method = cls(spec, weights=weights, **options)
-        method.name = name
-        method.display_name = display
-        return method
-
-    factory.__name__ = f"create_{name.replace('-', '_')}"
-    register_method(name, display_name=display, description=description, needs_weights=True)(factory)
-
-
-for _name, (_spec, _cls, _display, _desc) in SPECS.items():
-    _register(_name, _spec, _cls, _display, _desc)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR of two uint8 images (RGB, full image) in dB; inf when identical."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)

@@ -16,6 +16,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from builders.errors import UserError
+from builders.registry import Registry
 
 
 class MethodUnavailable(UserError):
@@ -23,7 +24,10 @@ class MethodUnavailable(UserError):
 
 
 class Method:
-    """Base class. Subclasses override :meth:`restore` (and :meth:`prepare` if they load weights)."""
+    """Base class. Subclasses override :meth:`restore` (and :meth:`prepare` if they load weights;
+    :meth:`restore_batch` and ``batched = True`` if they restore several images in one call).
+
+    Callers use only this contract: no probing for optional attributes."""
 
     name: str = ""
     display_name: str = ""
@@ -38,6 +42,14 @@ class Method:
     num_params: int | None = None
     #: Parameters of the DA-CLIP that conditions it (frozen CLIP + controller), counted apart.
     daclip_params: int | None = None
+    #: True when :meth:`restore_batch` restores several images in one call (the runner then
+    #: fills batches of one size); False: it restores them one by one.
+    batched: bool = False
+    #: The seed of the method's random draws (diffusion noise), recorded with the results;
+    #: None for a method that draws nothing.
+    seed: int | None = None
+    #: True when a DA-CLIP conditions the method (its conditioner then predicts the type).
+    uses_daclip: bool = False
 
     def prepare(self, device: str = "cpu") -> None:
         """Load weights and move to ``device``; raise MethodUnavailable with the reason."""
@@ -45,6 +57,18 @@ class Method:
     def restore(self, lq: np.ndarray, task: str) -> np.ndarray:
         raise NotImplementedError
 
+    def restore_batch(self, lqs: list[np.ndarray], tasks: list[str] | None = None,
+                      keys: list[str] | None = None) -> list[np.ndarray]:
+        """Restore several images. ``keys`` (the images' ids) seed each image's own draws in a
+        method that draws any, so an output never depends on its batch."""
+        return [self.restore(lq, t) for lq, t in zip(lqs, tasks or [""] * len(lqs))]
+
+    def check_output(self, out, lq: np.ndarray, where: str) -> np.ndarray:
+        """``out`` when it is a uint8 image of ``lq``'s shape; else RuntimeError naming ``where``."""
+        if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != lq.shape:
+            raise RuntimeError(f"method {self.name!r} returned {getattr(out, 'dtype', type(out))} "
+                               f"{getattr(out, 'shape', '')} for {where}; expected uint8 {lq.shape}")
+        return out
     def cannot_restore(self, task: str) -> str | None:
         """Why this method has nothing to do for images of type ``task`` (the runners skip them
         and say so), or None when it restores them."""
@@ -61,17 +85,15 @@ class MethodSpec:
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
+_REGISTRY: Registry[MethodSpec] = Registry("method")
 # The library's provider modules, lightest first.
-PROVIDERS: tuple[str, ...] = ("daclip.classical", "daclip.methods")
+PROVIDERS: tuple[str, ...] = ("daclip.classical", "daclip.catalogue")
 _loaded: set[str] = set()
 
 
 def register_method(name: str, *, display_name: str, description: str, needs_weights: bool = False):
     def deco(factory: Callable[..., Method]):
-        if name in _REGISTRY:
-            raise KeyError(f"method {name!r} registered twice")
-        _REGISTRY[name] = MethodSpec(name, factory, display_name, description, needs_weights)
+        _REGISTRY.add(name, MethodSpec(name, factory, display_name, description, needs_weights))
         return factory
 
     return deco
@@ -92,7 +114,7 @@ def method_specs() -> Mapping[str, MethodSpec]:
     """Every method, weight-free ones first, each group in registration order (which modules
     were imported first does not change the order of tables and listings)."""
     _load_providers()
-    return {s.name: s for s in sorted(_REGISTRY.values(), key=lambda s: s.needs_weights)}
+    return {s.name: s for s in sorted((s for _, s in _REGISTRY.items()), key=lambda s: s.needs_weights)}
 
 
 def method_spec(name: str) -> MethodSpec:
@@ -100,7 +122,7 @@ def method_spec(name: str) -> MethodSpec:
     _load_providers(name)
     if name not in _REGISTRY:
         raise UserError(f"unknown method {name!r}; known methods: {', '.join(method_specs())}")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def default_methods() -> list[str]:

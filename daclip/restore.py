@@ -56,12 +56,13 @@ import numpy as np
 
 from builders.errors import UserError, cli_entry
 from builders.io import read_image
+from builders.naming import IMAGE_SUFFIXES, is_image, unique_stems
+from builders.options import parse_options
 from builders.tasks import DEGRADATIONS
 from builders.vocabulary import DACLIP, check_type_name
 
 from .device import check_device
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 RECORD_JSON = "restore.json"
 RECORD_CSV = "restore.csv"
 FLUSH_EVERY = 20  # images between record writes (Ctrl-C and errors write it too)
@@ -122,7 +123,7 @@ def _has_glob(text: str) -> bool:
 
 def _images_in(folder: Path, recursive: bool) -> list[Path]:
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+    return sorted(p for p in found if p.is_file() and is_image(p))
 
 
 def collect_inputs(inputs: Iterable[str], recursive: bool = False) -> list[tuple[Path, str]]:
@@ -133,14 +134,14 @@ def collect_inputs(inputs: Iterable[str], recursive: bool = False) -> list[tuple
         if path.is_dir():
             images = _images_in(path, recursive)
             if not images:
-                raise UserError(f"{path}: no images in this folder ({', '.join(IMAGE_EXTS)})"
+                raise UserError(f"{path}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})"
                                 + ("" if recursive else "; --recursive looks in subfolders"))
             out += [(p, p.relative_to(path).as_posix()) for p in images]
         elif path.is_file():
             out.append((path, path.name))
         elif _has_glob(text):
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=recursive))
-            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_EXTS]
+            files = [m for m in matches if m.is_file() and is_image(m)]
             if not files:
                 raise UserError(f"{text}: the pattern matches no image files")
             out += [(m, m.name) for m in files]
@@ -157,37 +158,18 @@ def collect_inputs(inputs: Iterable[str], recursive: bool = False) -> list[tuple
 
 
 def plan_outputs(inputs: list[tuple[Path, str]]) -> list[Job]:
-    """Output names: ``<rel stem>.png``. Inputs whose plain names collide (``x.png`` and
-    ``x.jpg``) all keep their extension in the name (``x_png.png``, ``x_jpg.png``), whatever
-    their order; a name still taken gets a number (``x_jpg_2.png``). Names compare
-    case-insensitively, so the plan is the same on case-insensitive file systems."""
-    def plain(rel: str) -> str:
-        return Path(rel).with_suffix("").as_posix() + ".png"
-
-    def with_ext(rel: str) -> str:
-        ext = Path(rel).suffix.lstrip(".").lower() or "img"
-        return f"{Path(rel).with_suffix('').as_posix()}_{ext}"
-
-    groups: dict[str, list[Path]] = {}
-    for path, rel in inputs:
-        groups.setdefault(plain(rel).lower(), []).append(path)
-    taken: set[str] = set()
+    """Output names: ``<rel stem>.png``; inputs whose names collide (``x.png`` and ``x.jpg``)
+    are named by builders.naming's one rule (``x_png.png``, ``x_jpg.png``), and the job says so."""
+    stems = unique_stems([rel for _, rel in inputs])
+    plain = [Path(rel).with_suffix("").as_posix() for _, rel in inputs]
+    owners: dict[str, list[Path]] = {}
+    for (path, _), p in zip(inputs, plain):
+        owners.setdefault(p.lower(), []).append(path)
     jobs = []
-    for path, rel in inputs:
-        shared = groups[plain(rel).lower()]
-        if len(shared) == 1:
-            name, note = plain(rel), ""
-        else:
-            name = with_ext(rel) + ".png"
-            others = ", ".join(str(p) for p in shared if p != path)
-            note = f"{plain(rel)} would also be the output of {others}"
-        k = 2
-        while name.lower() in taken:
-            name = f"{with_ext(rel)}_{k}.png"
-            note = note or f"{plain(rel)} is taken"
-            k += 1
-        taken.add(name.lower())
-        jobs.append(Job(path, name, note))
+    for (path, _), p, stem in zip(inputs, plain, stems):
+        others = ", ".join(str(o) for o in owners[p.lower()] if o != path)
+        note = "" if stem == p else (f"{p}.png would also be the output of {others}" if others else f"{p}.png is taken")
+        jobs.append(Job(path, stem + ".png", note))
     return jobs
 
 
@@ -232,8 +214,8 @@ class Restorer:
             if daclip and _conditioned_by_daclip(method):
                 options.setdefault("daclip_weights", daclip)
             self.method = create_method(method, **({"weights": weights} if weights else {}), **options)
-        conditioned = bool(getattr(getattr(self.method, "spec", None), "uses_daclip", False))
-        if getattr(self.method, "uses_task_label", False) and task is None and not daclip:
+        conditioned = self.method.uses_daclip
+        if self.method.uses_task_label and task is None and not daclip:
             raise UserError(f"method {self.method.name!r} is told the degradation type: give --task TYPE "
                             f"({', '.join(DEGRADATIONS)}) or --daclip WEIGHTS to predict it per image")
         why = self.method.cannot_restore(task) if task is not None else None
@@ -295,17 +277,13 @@ class Restorer:
                 self._warned.add(task)
                 print(f"warning: {why}; such images are written unchanged", file=sys.stderr)
             return Restored(img.copy(), degradation, probs)
-        out = self.method.restore(img, task)
-        if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != img.shape:
-            raise RuntimeError(f"method {self.name!r} returned {getattr(out, 'dtype', type(out))} "
-                               f"{getattr(out, 'shape', '')} for {label}; expected uint8 {img.shape}")
-        return Restored(out, degradation, probs)
+        return Restored(self.method.check_output(self.method.restore(img, task), img, label), degradation, probs)
 
 
 def _conditioned_by_daclip(name: str) -> bool:
-    from .methods import SPECS
+    from .catalogue import SPECS
 
-    return name in SPECS and SPECS[name][0].uses_daclip
+    return name in SPECS and SPECS[name].spec.uses_daclip
 
 
 def _load_classifier(path: str, model: str, device: str):
@@ -425,16 +403,6 @@ def _metrics_line(source, values: dict, scorers: list) -> str:
 
 # -- command line -----------------------------------------------------------------------------
 
-def _parse_options(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--option expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m daclip.restore", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -513,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     from builders.lock import FolderLock
 
     # Method, options and weights are checked (and loaded) before the output folder is made.
-    restorer = Restorer(args.method, weights=args.weights, options=_parse_options(args.option), task=args.task,
+    restorer = Restorer(args.method, weights=args.weights, options=parse_options(args.option), task=args.task,
                         daclip=args.daclip, daclip_model=args.daclip_model, device=args.device)
     scorers = _metric_scorers(args.metrics, restorer.device) if args.metrics else []
     wanted = [s.spec.name for s in scorers]

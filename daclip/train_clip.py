@@ -33,7 +33,7 @@ from torch import nn
 
 from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_text
-from builders.lock import FolderLock
+from builders.lock import rank0_lock
 from builders.vocabulary import Vocabulary
 
 from .checkpoint import load_state_dict_strict, save_daclip
@@ -47,6 +47,7 @@ from .model import (
     get_tokenizer,
     load_model_cfg,
 )
+from .precision import choices as precision_choices, precision_dtype, resolve_precision
 from .safe_load import load_checkpoint
 
 # -- optimisation helpers -------------------------------------------------------------------
@@ -72,20 +73,12 @@ def lr_at(step: int, total_steps: int, warmup: int, base_lr: float) -> float:
 
 DEFAULT_PRETRAINED = {"ViT-B-32": "laion2b_s34b_b79k", "ViT-L-14": "laion2b_s32b_b82k"}
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
     """'auto' is bf16 on a GPU that supports it (else fp16) and fp32 on the CPU."""
-    if name == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if name not in PRECISIONS:
-        raise UserError(f"--precision must be one of auto, {', '.join(PRECISIONS)}")
-    if device.type == "cpu" and name != "fp32":
+    name = resolve_precision(name, device, gpu="bf16")
+    if device.type == "cpu":
         return None  # autocast on CPU is slow and not what the recipe means: plain fp32
-    return PRECISIONS[name]
+    return precision_dtype(name)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -230,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--beta1", type=float, default=d.beta1)
     o.add_argument("--beta2", type=float, default=d.beta2)
     o.add_argument("--eps", type=float, default=d.eps)
-    o.add_argument("--precision", default=d.precision, choices=["auto", *PRECISIONS],
+    o.add_argument("--precision", default=d.precision, choices=precision_choices(),
                    help="autocast dtype on GPU (auto: bf16 where supported); the CPU always runs fp32")
     o.add_argument("--label-aware", action="store_true",
                    help="degradation loss treats every same-type pair in the batch as a positive")
@@ -322,7 +315,7 @@ def main(argv=None) -> int:
     # The writing rank holds the output folder's lock: a second training into it stops with one
     # line instead of overwriting its checkpoints.
     try:
-        with FolderLock(cfg.out, "training output folder") if info.is_main else contextlib.nullcontext():
+        with rank0_lock(cfg.out, "training output folder"):
             return _train(cfg, info)
     finally:
         cleanup()
@@ -379,7 +372,7 @@ def _train(cfg: TrainConfig, info) -> int:
     model.to(device)
 
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps, device)
-    amp_dtype = resolve_precision(cfg.precision, device)
+    amp_dtype = autocast_dtype(cfg.precision, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     if ckpt is not None:
         if "optimizer" in ckpt:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,21 +25,24 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from builders.errors import UserError, cli_entry
 from builders.io import atomic_write_text, read_image
-from builders.lock import FolderLock
+from builders.lock import rank0_lock
+from builders.options import parse_options
 from builders.tasks import parse_tasks
 
 from . import dist as dist_utils
+from .catalogue import SPECS
 from .checkpoint import save_torch_atomic
-from .inference import DaclipConditioner, apply_fitted, resolve_daclip_amp
-from .methods import SPECS, NetSpec, daclip_contexts
+from .families import Family
+from .inference import DaclipConditioner, resolve_daclip_amp
+from .precision import resolve_precision
+from .psnr import psnr_from_mse
 from .safe_load import load_checkpoint
-from .sde import IRSDE, make_generator
+from .sde import make_generator
 
 TINY_DACLIP_CFG = Path(__file__).with_name("configs") / "tiny.yaml"
 
@@ -50,10 +51,9 @@ TINY_DACLIP_CFG = Path(__file__).with_name("configs") / "tiny.yaml"
 
 def load_pairs(root: Path, split: str, tasks: list[str]) -> list[tuple[str, Path, Path]]:
     """(type, LQ path, GT path) of a split, from the manifest."""
-    from builders.manifest import read_manifest
+    from builders.manifest import select
 
-    df = read_manifest(root)
-    df = df[(df["split"] == split) & (df["type"].isin(tasks))].sort_values(["type", "name"])
+    df = select(root, split, tasks).sort_values(["type", "name"])
     return [(r.type, root / r.lq_path, root / r.gt_path) for r in df.itertuples()]
 
 
@@ -199,74 +199,6 @@ class EMA:
                 v.copy_(src[k])
 
 
-class Adapter:
-    """Training loss and validation restore of one method family."""
-
-    def __init__(self, spec: NetSpec, conditioner: DaclipConditioner | None):
-        self.spec = spec
-        self.conditioner = conditioner
-
-    def contexts(self, lq: torch.Tensor) -> dict:
-        return daclip_contexts(self.spec, self.conditioner, lq)
-
-    def loss(self, net, batch, gen: torch.Generator) -> torch.Tensor:
-        raise NotImplementedError
-
-    def restore(self, net, lq: torch.Tensor, gen: torch.Generator, steps: int) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class DiffusionAdapter(Adapter):
-    def __init__(self, spec, conditioner):
-        super().__init__(spec, conditioner)
-        self.sde = IRSDE(spec.sde)
-
-    def loss(self, net, batch, gen):
-        lq, gt = batch["lq"], batch["gt"]
-        # Times from a CPU generator (indices), noise drawn on the training device.
-        t = self.sde.random_times(lq.shape[0], gen).to(lq.device)
-        seed = int(torch.randint(0, 2**62, (1,), generator=gen))
-        noise = torch.randn(lq.shape, generator=make_generator(seed, lq.device), device=lq.device)
-        xt = self.sde.noisy_state(gt, lq, t, noise)
-        pred = net(xt, lq, t.float(), **self.contexts(lq))
-        return self.sde.training_loss(pred, xt, gt, lq, t)
-
-    def restore(self, net, lq, gen, steps):
-        ctx = self.contexts(lq)
-        sde = self.sde.with_steps(steps)
-        return sde.sample(lambda x, t: net(x, lq, t, **ctx).float(), lq, sampler=self.spec.sampler, generator=gen)
-
-
-class DirectAdapter(Adapter):
-    def loss(self, net, batch, gen):
-        return F.l1_loss(net(batch["lq"], **self.contexts(batch["lq"])).float(), batch["gt"])
-
-    def restore(self, net, lq, gen, steps):
-        ctx = self.contexts(lq)
-        return apply_fitted(lambda x: net(x, **ctx).float(), [lq], self.spec.fit)
-
-
-class AirNetAdapter(Adapter):
-    """AirNet: L1 restoration loss + 0.1 x the encoder's contrastive loss (two LQ views)."""
-
-    def loss(self, net, batch, gen):
-        out, logits, labels = net(batch["lq"], batch["lq_key"])
-        return F.l1_loss(out.float(), batch["gt"]) + 0.1 * F.cross_entropy(logits.float(), labels)
-
-    def restore(self, net, lq, gen, steps):
-        inner = getattr(net, "module", net)
-        return apply_fitted(lambda x: inner.restore(x).float(), [lq], self.spec.fit)
-
-
-def adapter_for(method: str, conditioner) -> Adapter:
-    spec = SPECS[method][0]
-    if spec.sde is not None:
-        return DiffusionAdapter(spec, conditioner)
-    if method == "airnet":
-        return AirNetAdapter(spec, conditioner)
-    return DirectAdapter(spec, conditioner)
-
-
 # -- DA-CLIP --------------------------------------------------------------------------------
 
 def load_conditioner(cfg: TrainConfig, out: Path, device, info) -> tuple[DaclipConditioner | None, dict | None, str]:
@@ -275,7 +207,7 @@ def load_conditioner(cfg: TrainConfig, out: Path, device, info) -> tuple[DaclipC
     ``--daclip tiny`` builds a random tiny DA-CLIP (configs/tiny.yaml), saves it in OUT and
     loads it back through the same loader as a released file, for CPU runs and tests.
     """
-    if not SPECS[cfg.method][0].uses_daclip:
+    if not SPECS[cfg.method].spec.uses_daclip:
         return None, None, ""
     from .checkpoint import load_daclip, save_daclip
     from .model import create_daclip, daclip_architecture
@@ -295,7 +227,7 @@ def load_conditioner(cfg: TrainConfig, out: Path, device, info) -> tuple[DaclipC
     else:
         # --daclip-model, else the architecture recorded by train_clip beside the file (config.json),
         # else the method's released DA-CLIP.
-        model_name, model_cfg = daclip_architecture(path, cfg.daclip_model, default=SPECS[cfg.method][0].daclip_model)
+        model_name, model_cfg = daclip_architecture(path, cfg.daclip_model, default=SPECS[cfg.method].spec.daclip_model)
     model = load_daclip(path, model_name=model_name, device=device, model_cfg=model_cfg)
     # fp16 autocast on a GPU, as the official training and test scripts encode.
     return DaclipConditioner(model, amp=resolve_daclip_amp("auto", device)), model_cfg, str(path.resolve())
@@ -307,12 +239,11 @@ def psnr_tensor(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR (dB) of uint8-rounded images in 0..1 ([3,H,W])."""
     qa = (a.clamp(0, 1) * 255).round()
     qb = (b.clamp(0, 1) * 255).round()
-    mse = torch.mean((qa.double() - qb.double()) ** 2).item()
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    return psnr_from_mse(torch.mean((qa.double() - qb.double()) ** 2).item())
 
 
 @torch.no_grad()
-def validate(adapter: Adapter, net, pairs, device, cfg: TrainConfig, amp_ctx) -> dict:
+def validate(family: Family, net, pairs, device, cfg: TrainConfig, amp_ctx) -> dict:
     """Mean PSNR of restored vs GT, and of the input itself, per type and overall."""
     net.eval()
     per_type: dict[str, list[tuple[float, float]]] = {}
@@ -324,7 +255,7 @@ def validate(adapter: Adapter, net, pairs, device, cfg: TrainConfig, amp_ctx) ->
         lq = _chw(read_image(lq_path))[None].to(device)
         gt = _chw(read_image(gt_path))[None].to(device)
         with amp_ctx():
-            out = adapter.restore(net, lq, make_generator(cfg.seed, device), cfg.val_steps)
+            out = family.restore(net, lq, make_generator(cfg.seed, device), cfg.val_steps)
         per_type.setdefault(task, []).append((psnr_tensor(out[0].float(), gt[0]), psnr_tensor(lq[0], gt[0])))
     summary = {t: {"psnr": float(np.mean([v[0] for v in vals])), "input_psnr": float(np.mean([v[1] for v in vals]))}
                for t, vals in per_type.items()}
@@ -359,9 +290,7 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> dict
     The writing rank (rank 0, the only one that writes OUT) holds OUT's writer lock, so a second
     training into the same folder stops with one line instead of overwriting its checkpoints.
     """
-    if int(os.environ.get("RANK", "0")) != 0:
-        return _train(cfg, progress, resume)
-    with FolderLock(cfg.out, "training output folder"):
+    with rank0_lock(cfg.out, "training output folder"):
         return _train(cfg, progress, resume)
 
 
@@ -372,7 +301,7 @@ def _train(cfg: TrainConfig, progress: bool, resume: bool) -> dict:
 
     if cfg.method not in SPECS:
         raise UserError(f"unknown --method {cfg.method!r}; choose from {', '.join(SPECS)}")
-    spec = SPECS[cfg.method][0]
+    spec = SPECS[cfg.method].spec
     root, out = Path(cfg.root), Path(cfg.out)
     from builders.manifest import read_vocabulary
 
@@ -430,13 +359,13 @@ def _train(cfg: TrainConfig, progress: bool, resume: bool) -> dict:
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
-    use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+    use_amp = resolve_precision(cfg.amp, device, gpu="bf16") == "bf16"
 
     def amp_ctx():
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp)
 
-    adapter = adapter_for(cfg.method, conditioner)
-    dataset = PairDataset(train_pairs, cfg.patch, seed=cfg.seed, key_view=cfg.method == "airnet")
+    family = SPECS[cfg.method].family(spec, conditioner)
+    dataset = PairDataset(train_pairs, cfg.patch, seed=cfg.seed, key_view=family.key_view)
     per_rank = max(1, cfg.batch // info.world_size)
     sampler = BalancedSampler([t for t, _, _ in train_pairs], samples_per_epoch=max(len(train_pairs), cfg.batch * 50),
                               seed=cfg.seed, rank=info.rank, world_size=info.world_size)
@@ -470,7 +399,7 @@ def _train(cfg: TrainConfig, progress: bool, resume: bool) -> dict:
                 batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                 model.train()
                 with amp_ctx():
-                    loss = adapter.loss(model, batch, gen)
+                    loss = family.loss(model, batch, gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
@@ -490,7 +419,7 @@ def _train(cfg: TrainConfig, progress: bool, resume: bool) -> dict:
                     save(step)
                     saved_at = step
                 if info.is_main and val_pairs and cfg.val_every > 0 and step % cfg.val_every == 0:
-                    summary = validate(adapter, ema.model, val_pairs, device, cfg, amp_ctx)
+                    summary = validate(family, ema.model, val_pairs, device, cfg, amp_ctx)
                     log({"step": step, "val": summary})
                 if step >= cfg.iters or timed_out:
                     break
@@ -505,7 +434,7 @@ def _train(cfg: TrainConfig, progress: bool, resume: bool) -> dict:
     if saved_at != step:
         save(step)
     if info.is_main and val_pairs and (not summary or cfg.val_every <= 0 or step % cfg.val_every):
-        summary = validate(adapter, ema.model, val_pairs, device, cfg, amp_ctx)
+        summary = validate(family, ema.model, val_pairs, device, cfg, amp_ctx)
         log({"step": step, "val": summary})
     if info.is_main and summary:
         atomic_write_text(out / "val.json", json.dumps({"step": step, **summary}, indent=2) + "\n")
@@ -515,16 +444,6 @@ def _train(cfg: TrainConfig, progress: bool, resume: bool) -> dict:
 
 
 # -- CLI ------------------------------------------------------------------------------------
-
-def _parse_option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise UserError(f"--net-option expects KEY=VALUE, got {text!r}")
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError:
-        return key.strip(), value
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m daclip.train_ir", description=__doc__,
@@ -545,8 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--ema-decay", type=float, default=0.995)
     p.add_argument("--ema-every", type=int, default=1, help="update the EMA every N steps")
-    p.add_argument("--amp", choices=["auto", "bf16", "none"], default="auto",
-                   help="bf16 autocast (auto: on GPU only)")
+    p.add_argument("--amp", choices=["auto", "none", "bf16", "fp32"], default="auto",
+                   help="bf16 autocast (auto: on GPU only; none or fp32: off)")
     p.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (0: off)")
     p.add_argument("--val-every", type=int, default=1000, help="validate every N steps (0: only at the end)")
     p.add_argument("--val-limit", type=int, default=5, help="val images per type")
@@ -578,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--root {args.root}: not a folder")
     cfg = TrainConfig(
         method=args.method, root=args.root, out=args.out, preset=args.preset,
-        net_options=dict(_parse_option(o) for o in args.net_option),
+        net_options=parse_options(args.net_option, "--net-option"),
         # checked against the dataset's vocabulary by train(); empty: all of it
         tasks=[] if args.tasks.strip() == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()],
         patch=args.patch, batch=args.batch, iters=args.iters,

@@ -1,8 +1,8 @@
 """Released weight files: where each comes from, and a local cache to keep them in.
 
 Resolution order for a weights entry: an explicit path (``--weights name=PATH``) ->
-the cache (``$DACLIP_WEIGHTS_DIR`` or ``$DACLIP_WEIGHTS``, default
-``~/.cache/daclip-toolkit/weights``, shared with the metric weights of benchmark.weights) -> a
+the weights folder (:func:`builders.weights_folder.weights_dir`, shared with the metric
+weights of benchmark.weights) -> a
 download (Hugging Face Hub or HTTP; checked against the sha256 when the table knows it).
 Offline, or for files that were never published, the error says how to get the file:
 a method never runs with random weights.
@@ -11,41 +11,13 @@ a method never runs with random weights.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from builders.hub import offline
 from builders.io import sha256_file
+from builders.weights_folder import WeightsEntry, WeightsMismatch, verify, weights_dir
 
-# DACLIP_WEIGHTS is also the metric-weights folder of benchmark.weights: one folder for all.
-CACHE_ENVS = ("DACLIP_WEIGHTS_DIR", "DACLIP_WEIGHTS")
-OFFLINE_ENVS = ("DACLIP_OFFLINE", "HF_HUB_OFFLINE")
 DACLIP_HF_REPO = "weblzw/daclip-uir-ViT-B-32-irsde"
-
-
-@dataclass(frozen=True)
-class WeightsEntry:
-    """One released file. ``hf_repo`` or ``url`` is its source; neither means unpublished.
-
-    ``size`` (bytes) and ``sha256`` are the published figures, None where none was published;
-    a file that does not match a known figure is never used.
-    """
-
-    name: str
-    filename: str
-    hf_repo: str | None = None
-    url: str | None = None
-    sha256: str | None = None
-    size: int | None = None
-    #: What the file is / how to obtain it when there is no source (shown in errors).
-    note: str = ""
-    #: The container the file is in, as released (for listings and the loader's docs).
-    format: str = ""
-
-    @property
-    def source(self) -> str:
-        if self.hf_repo:
-            return f"https://huggingface.co/{self.hf_repo} ({self.filename})"
-        return self.url or "not published"
 
 
 _UNPUBLISHED = (
@@ -99,16 +71,7 @@ class WeightsUnavailable(Exception):
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
-    if override:
-        return Path(override)
-    for var in CACHE_ENVS:
-        if os.environ.get(var):
-            return Path(os.environ[var])
-    return Path.home() / ".cache" / "daclip-toolkit" / "weights"
-
-
-def offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in OFFLINE_ENVS)
+    return weights_dir(override)
 
 
 def parse_weights_overrides(items: list[str] | None) -> dict[str, str]:
@@ -128,22 +91,14 @@ def parse_weights_overrides(items: list[str] | None) -> dict[str, str]:
 
 
 def _verify(path: Path, entry: WeightsEntry) -> None:
-    size = path.stat().st_size
-    if entry.size is not None and size != entry.size:
-        raise WeightsUnavailable(
-            f"{path}: {size} bytes, but the released {entry.filename} has {entry.size}; "
-            f"delete it (rm {path}) and download again")
-    if entry.sha256:
-        got = sha256_file(path)
-        if got != entry.sha256:
-            raise WeightsUnavailable(
-                f"{path}: sha256 {got} does not match the released {entry.filename} ({entry.sha256}); "
-                f"delete it (rm {path}) and download again")
+    try:
+        verify(entry, path, fix=f"download again (rm {path})")
+    except WeightsMismatch as exc:
+        raise WeightsUnavailable(str(exc)) from None
 
 
 def cached_path(entry: WeightsEntry, root: Path) -> Path:
-    sub = entry.hf_repo.replace("/", "--") if entry.hf_repo else entry.name
-    return root / sub / entry.filename
+    return entry.path(root)
 
 
 def resolve_weights(

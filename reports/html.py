@@ -244,7 +244,7 @@ def render_report(run_dir: str | Path, summary: dict | None = None) -> Path:
     """Write <run_dir>/report/index.html from the run's summary; returns the page's path."""
     run_dir = Path(run_dir)
     if summary is None:
-        from benchmark.summary import read_summary  # inf/NaN come back as floats
+        from .run_folder import read_summary  # inf/NaN come back as floats
 
         summary = read_summary(run_dir / "summary.json")
     report = run_dir / "report"

@@ -14,7 +14,7 @@ from importlib import resources
 
 import yaml
 
-from builders.tasks import DEGRADATIONS
+from builders.tasks import DEGRADATIONS, table1
 
 
 @functools.lru_cache(maxsize=1)
@@ -24,7 +24,7 @@ def paper_data() -> dict:
 
 def match_test_set(summary: dict) -> tuple[bool, str]:
     """(is the run on the ten-task test set, why or why not) from the run's per-type counts."""
-    want = paper_data()["table1"]["test"]
+    want = table1()["test"]
     counts = summary.get("counts") or {}
     tasks = list(summary.get("tasks") or [])
     if set(tasks) != set(DEGRADATIONS):

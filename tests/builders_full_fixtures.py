@@ -433,8 +433,8 @@ def apply_overrides(overrides: dict) -> None:
     replica provides; every other file keeps its published figures)."""
     from builders.sources import base
 
-    for name, recipe in list(base._RECIPES.items()):
-        base._RECIPES[name] = _overridden(recipe, overrides)
+    for name, recipe in list(base.RECIPES._entries.items()):
+        base.RECIPES._entries[name] = _overridden(recipe, overrides)
 
 
 def _overridden(recipe, overrides: dict):
@@ -452,8 +452,8 @@ def patched_recipes(mp, overrides: dict) -> None:
     """Like apply_overrides, undone by the pytest MonkeyPatch ``mp``."""
     from builders.sources import base
 
-    for name, recipe in list(base._RECIPES.items()):
-        mp.setitem(base._RECIPES, name, _overridden(recipe, overrides))
+    for name, recipe in list(base.RECIPES._entries.items()):
+        mp.setitem(base.RECIPES._entries, name, _overridden(recipe, overrides))
 
 
 # A `python -m builders.build` for subprocess tests, with the replicas' digests in place.

@@ -5,6 +5,15 @@ from pathlib import Path
 
 import pytest
 
+from builders.hub import OFFLINE_ENVS
+
+# Test modules of one folder use helpers of another (test_train_ir.make_train_set): every test
+# folder is importable, whatever order pytest collects them in.
+_TESTS = Path(__file__).resolve().parent
+for _folder in sorted(p for p in _TESTS.iterdir() if p.is_dir() and p.name not in ("fixtures", "__pycache__")):
+    if str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
+
 # Tests must never reach a hub; the code paths under test load local files only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -100,8 +109,8 @@ def reachable_hub(monkeypatch):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    for var in OFFLINE_ENVS:  # every download switch off
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{listener.getsockname()[1]}")
     yield
     listener.close()

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from ..registry import Registry
+
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
 
@@ -128,30 +130,27 @@ class Recipe:
         }
 
 
-_RECIPES: dict[str, Recipe] = {}
+RECIPES: Registry[Recipe] = Registry("source recipe")
 
 
 def register_recipe(recipe: Recipe) -> Recipe:
-    if recipe.name in _RECIPES:
-        raise KeyError(f"recipe {recipe.name!r} registered twice")
-    _RECIPES[recipe.name] = recipe
-    return recipe
+    return RECIPES.add(recipe.name, recipe)
 
 
 def all_recipes() -> list[Recipe]:
     """All recipes of the paper's training set (--all), in the canonical order of their types."""
     from ..tasks import DEGRADATIONS
 
-    return sorted((r for r in _RECIPES.values() if not r.preset),
+    return sorted((r for _, r in RECIPES.items() if not r.preset),
                   key=lambda r: (min(DEGRADATIONS.index(t) for t in r.tasks), r.name))
 
 
 def get_recipe(name: str) -> Recipe:
-    return _RECIPES[name]
+    return RECIPES.get(name)
 
 
 def preset_recipes() -> list[Recipe]:
-    return sorted((r for r in _RECIPES.values() if r.preset), key=lambda r: r.name)
+    return sorted((r for _, r in RECIPES.items() if r.preset), key=lambda r: r.name)
 
 
 def recipes_for(tasks) -> list[Recipe]:

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import UserError
+from ..registry import Registry
 
 
 @dataclass
@@ -22,21 +23,12 @@ class Degraded:
 SYNTH_VERSION = 1
 
 SynthFn = Callable[[np.ndarray, np.random.Generator], Degraded]
-_SYNTH: dict[str, SynthFn] = {}
-
-
-def register_synth(name: str):
-    def deco(fn: SynthFn) -> SynthFn:
-        if name in _SYNTH:
-            raise KeyError(f"degradation {name!r} registered twice")
-        _SYNTH[name] = fn
-        return fn
-
-    return deco
+SYNTHESIZERS: Registry[SynthFn] = Registry("degradation")
+register_synth = SYNTHESIZERS.register
 
 
 def synth_names() -> list[str]:
-    return list(_SYNTH)
+    return SYNTHESIZERS.names()
 
 
 def seed_for(*keys: object) -> int:
@@ -52,14 +44,14 @@ STORE_AWARE = ("noisy", "jpeg-compressed")
 
 
 def synthesize(name: str, gt: np.ndarray, seed: int, *, store: str | None = None) -> Degraded:
-    if name not in _SYNTH:
-        raise UserError(f"no synthetic generator for {name!r}; known: {', '.join(_SYNTH)}")
+    if name not in SYNTHESIZERS:
+        raise UserError(f"no synthetic generator for {name!r}; known: {', '.join(SYNTHESIZERS)}")
     if gt.dtype != np.uint8 or gt.ndim != 3 or gt.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 image, got {gt.dtype} {gt.shape}")
     if store is not None and name not in STORE_AWARE:
         raise ValueError(f"{name} has no uint8 store convention (only {', '.join(STORE_AWARE)})")
     kwargs = {} if store is None else {"store": store}
-    out = _SYNTH[name](gt, np.random.default_rng(seed), **kwargs)
+    out = SYNTHESIZERS.get(name)(gt, np.random.default_rng(seed), **kwargs)
     out.params = {"generator": name, "seed": int(seed), "synth_version": SYNTH_VERSION, **out.params}
     return out
 

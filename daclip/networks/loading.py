@@ -39,7 +39,24 @@ def resolve_preset(presets: Mapping[str, Any], preset: str, kind: str, overrides
         raise UserError(f"unknown {kind} option(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
     # YAML/JSON give lists where the dataclasses hold tuples.
     fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    for k, v in fixed.items():
+        if not _same_kind(getattr(base, k), v):
+            raise UserError(f"{kind} option {k}={v!r}: expected {type(getattr(base, k)).__name__}")
     return replace(base, **fixed)
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """``value`` may replace ``default`` (an int where a float is expected; anything for None)."""
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) == isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    for kind in (int, str, tuple):
+        if isinstance(default, kind):
+            return isinstance(value, kind)
+    return True
 
 
 def _is_state_dict(obj: Any) -> bool:

@@ -20,7 +20,7 @@ NEURAL = {
     "ours": "Ours (IR-SDE + DA-CLIP)", "irsde": "IR-SDE", "nafnet": "NAFNet",
     "nafnet-daclip": "NAFNet + DA-CLIP", "nafnet-degradation": "NAFNet + Degradation", "promptir": "PromptIR", "restormer": "Restormer", "airnet": "AirNet",
 }
-TINY_DACLIP = yaml.safe_load((Path(__file__).parents[1] / "daclip" / "configs" / "tiny.yaml").read_text())
+TINY_DACLIP = yaml.safe_load((Path(__file__).parents[2] / "daclip" / "configs" / "tiny.yaml").read_text())
 
 
 @pytest.fixture(autouse=True)
@@ -47,13 +47,6 @@ def test_registry_names():
         assert specs[name].display_name == display
         assert specs[name].needs_weights
     assert "identity" in specs
-
-
-@pytest.mark.parametrize("name", sorted(NEURAL))
-def test_missing_weights_are_refused(name):
-    method = create_method(name)
-    with pytest.raises(MethodUnavailable, match="--weights|train_ir|offline"):
-        method.prepare("cpu")
 
 
 def test_nafnet_restore_matches_network(tmp_path):

@@ -21,8 +21,8 @@ import yaml
 from builders.errors import UserError
 from daclip.networks import build_network, load_network
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 TINY_DACLIP = yaml.safe_load((REPO / "daclip" / "configs" / "tiny.yaml").read_text())
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -159,7 +159,7 @@ def test_tlc_equals_global_pooling_below_the_window_and_differs_above():
 
 
 def test_weights_table_has_the_six_releases():
-    from daclip.methods import SPECS
+    from daclip.catalogue import SPECS
     from daclip.weights import DACLIP_HF_REPO, WEIGHTS
 
     files = {"daclip": "daclip_ViT-B-32.pt", "ours": "universal-ir.pth", "daclip-mix": "daclip_ViT-B-32_mix.pt",
@@ -171,8 +171,8 @@ def test_weights_table_has_the_six_releases():
     assert (WEIGHTS["ours"].size, WEIGHTS["ours"].sha256[:8]) == (195990371, "87575b25")
     for key in ("daclip-mix", "ours-mix", "daclip-wild", "wild-ir"):
         assert WEIGHTS[key].size is None and WEIGHTS[key].sha256 is None
-    assert (SPECS["ours-mix"][0].weights, SPECS["ours-mix"][0].daclip_weights) == ("ours-mix", "daclip-mix")
-    wild = SPECS["wild-ir"][0]
+    assert (SPECS["ours-mix"].spec.weights, SPECS["ours-mix"].spec.daclip_weights) == ("ours-mix", "daclip-mix")
+    wild = SPECS["wild-ir"].spec
     assert (wild.network, wild.daclip_weights, wild.daclip_model) == ("wild-ir", "daclip-wild", "ViT-L-14")
 
 
@@ -196,11 +196,11 @@ def _put(path: Path, obj) -> Path:
 def test_mix_and_wild_methods_run_from_the_weights_cache(tmp_path, monkeypatch, method_name):
     from benchmark.methods import create_method
     from daclip.checkpoint import daclip_state_dict
-    from daclip.methods import SPECS
+    from daclip.catalogue import SPECS
     from daclip.model import create_daclip
     from daclip.weights import WEIGHTS, cached_path
 
-    spec = SPECS[method_name][0]
+    spec = SPECS[method_name].spec
     monkeypatch.setenv("DACLIP_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setenv("DACLIP_OFFLINE", "1")
     torch.manual_seed(0)

@@ -333,7 +333,7 @@ def test_unreadable_files_are_named(tmp_path):
 
 def test_no_reader_bypasses_the_restricted_loader():
     """Every torch.load in the toolkit is the one in daclip/safe_load.py, with weights_only=True."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     calls = []
     for pkg in ("builders", "daclip", "benchmark", "captioning", "reports"):
         for py in (root / pkg).rglob("*.py"):

@@ -202,7 +202,7 @@ def test_killed_build_reruns_to_the_same_result(fx, fixture_dir, mirror_build, t
     root = tmp_path / "root"
     cmd = build_cmd(overrides_file, "--only", "uncompleted", "--root", str(root), "--from-dir", str(fixture_dir),
                     "--quiet")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lq_dir = root / "val" / "uncompleted" / "LQ"
     deadline = time.monotonic() + 60
@@ -230,7 +230,7 @@ def test_ctrl_c_with_workers_keeps_every_finished_pair(fixture_dir, mirror_build
     root = tmp_path / "root"
     cmd = build_cmd(overrides_file, "--only", "uncompleted", "--root", str(root), "--from-dir", str(fixture_dir),
                     "--workers", "2", "--quiet")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     lq_dir = root / "val" / "uncompleted" / "LQ"
     deadline = time.monotonic() + 60

@@ -19,7 +19,7 @@ from daclip.networks import build_network, load_network, network_names
 from daclip.networks.loading import load_weights, pad_multiple, strip_prefixes
 from daclip.networks.nafnet_daclip import init_from_nafnet
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 BASELINES = ["nafnet", "nafnet-daclip", "promptir", "restormer", "airnet"]
 
 

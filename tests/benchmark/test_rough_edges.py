@@ -13,7 +13,7 @@ import yaml
 
 from builders.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((REPO / "daclip" / "configs" / "tiny.yaml").read_text())
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -63,7 +63,9 @@ def test_method_weights_failure_names_options_that_exist(not_found_server, tmp_p
     """What `benchmark.run --methods all` says for a method whose download fails."""
     from daclip.weights import WeightsEntry, WeightsUnavailable, resolve_weights
 
-    for var in ("HF_HUB_OFFLINE", "DACLIP_OFFLINE"):
+    from builders.hub import OFFLINE_ENVS
+
+    for var in OFFLINE_ENVS:  # every download switch off
         monkeypatch.delenv(var, raising=False)
     table = {name: WeightsEntry(name, f"{name}.pth", url=f"{not_found_server}/{name}.pth")}
     with pytest.raises(WeightsUnavailable) as info:

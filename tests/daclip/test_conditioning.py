@@ -19,7 +19,7 @@ from PIL import Image
 from builders.errors import UserError
 from daclip.model import OPENAI_MEAN, OPENAI_STD, clip_crop_offsets, clip_preprocess, clip_resized_size
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_DACLIP = yaml.safe_load((REPO / "daclip" / "configs" / "tiny.yaml").read_text())
 # odd sizes, both orientations, square, already-224 short side, upscaling, 1-pixel crop remainders
 SIZES = [(237, 391), (391, 237), (225, 225), (224, 1000), (97, 131), (300, 301), (333, 500), (225, 226)]

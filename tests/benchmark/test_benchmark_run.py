@@ -16,7 +16,7 @@ from benchmark.metrics import get_metric
 from benchmark.run import main as bench_main
 from builders.tasks import DEGRADATIONS
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from captioning.blip import Captioner, CaptionerConfig
 from captioning.csvfile import read_csv, sanitize_caption
 from captioning.store import journal_path, read_journal, read_store
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Short captions keep the tests fast; the real default (32) is exercised by the bench smoke test.
 FAST = ["--max-new-tokens", "12", "--batch-size", "16", "--device", "cpu", "--quiet"]
 

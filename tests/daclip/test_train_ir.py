@@ -14,7 +14,7 @@ import torch
 from builders.io import save_image, sha256_file
 from daclip.train_ir import BalancedSampler, PairDataset, augment_pair, main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -168,9 +168,9 @@ def test_train_other_methods_smoke(data, tmp_path, method):
 
 
 def test_ctrl_c_keeps_finished_steps(data, tmp_path, monkeypatch):
-    import daclip.train_ir as tr
+    from daclip.families import Direct
 
-    real = tr.DirectAdapter.loss
+    real = Direct.loss
     calls = {"n": 0}
 
     def interrupting(self, net, batch, gen):
@@ -179,7 +179,7 @@ def test_ctrl_c_keeps_finished_steps(data, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(self, net, batch, gen)
 
-    monkeypatch.setattr(tr.DirectAdapter, "loss", interrupting)
+    monkeypatch.setattr(Direct, "loss", interrupting)
     out = tmp_path / "int"
     rc = main(["--method", "nafnet", "--preset", "tiny", "--root", str(data), "--out", str(out), *COMMON,
                "--iters", "10", "--save-every", "100"])

@@ -12,12 +12,13 @@ import torch
 import torch.nn as nn
 
 from builders.errors import UserError
+from builders.hub import OFFLINE_ENVS
 from daclip.inference import Fit, Tiling, apply_fitted, batched, tiled_apply
 from daclip.networks import build_network, network_names
 from daclip.networks.loading import load_network
 from daclip.weights import WeightsEntry, WeightsUnavailable, parse_weights_overrides, resolve_weights
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -212,8 +213,8 @@ def http_server(tmp_path):
 
 
 def test_weights_download_and_cache(tmp_path, http_server, monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("DACLIP_OFFLINE", raising=False)
+    for var in OFFLINE_ENVS:  # every download switch off
+        monkeypatch.delenv(var, raising=False)
     served, base = http_server
     net = build_network("ours", preset="tiny")
     torch.save(net.state_dict(), served / "universal-ir.pth")
@@ -243,8 +244,8 @@ def test_weights_download_waits_for_another_writer_of_the_cache(tmp_path, http_s
     uses its file; it never writes the same .part beside it."""
     from daclip.weights import cached_path
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("DACLIP_OFFLINE", raising=False)
+    for var in OFFLINE_ENVS:  # every download switch off
+        monkeypatch.delenv(var, raising=False)
     served, base = http_server
     torch.save(build_network("ours", preset="tiny").state_dict(), tmp_path / "w.pth")
     digest = hashlib.sha256((tmp_path / "w.pth").read_bytes()).hexdigest()
@@ -279,7 +280,7 @@ def test_weights_offline_and_overrides(tmp_path, monkeypatch):
 def test_bench_ours_smoke(tmp_path, capsys):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_ours", Path(__file__).parents[1] / "bench" / "bench_ours.py")
+    spec = importlib.util.spec_from_file_location("bench_ours", Path(__file__).parents[2] / "bench" / "bench_ours.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     assert bench.main(["--preset", "tiny", "--size", "24", "--steps", "2", "--batches", "1,2", "--device", "cpu",

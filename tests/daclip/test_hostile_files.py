@@ -63,7 +63,7 @@ def standins(tmp_path_factory):
 
 @pytest.fixture()
 def small_set(tmp_path):
-    from test_methods_neural import make_dataset
+    from test_methods import make_dataset
 
     make_dataset(tmp_path / "data", types=("noisy",))
     return tmp_path / "data"
@@ -138,7 +138,7 @@ def test_weights_fetch_holds_the_folder_lock(tmp_path):
 
     from builders.lock import FolderLock
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     with FolderLock(tmp_path, "weights folder"):
         r = subprocess.run([sys.executable, "-m", "benchmark.weights", "fetch", "--weights-dir", str(tmp_path),

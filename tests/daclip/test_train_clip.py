@@ -19,7 +19,7 @@ from builders.tasks import DEGRADATIONS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 TINY = {
     "embed_dim": 16,

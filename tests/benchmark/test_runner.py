@@ -21,7 +21,7 @@ from benchmark.run import main as bench_main
 from builders.io import save_image, sha256_file
 from builders.manifest import write_manifest
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 TINY_DACLIP = yaml.safe_load((ROOT / "daclip" / "configs" / "tiny.yaml").read_text())
 METRICS = ("psnr", "ssim", "psnr_y", "ssim_y")
 
@@ -388,8 +388,8 @@ def test_colliding_output_names_never_overwrite(tmp_path):
     assert bench_main(["--dataset", str(root), "--methods", "identity", "--metrics", "psnr", "--out", str(out),
                        "--quiet"]) == 0
     o = pd.read_parquet(out / "outputs.parquet").set_index("id")
-    assert o.loc["val/noisy/x", "output_path"] == "outputs/identity/val/noisy/x.png"
-    assert o.loc["val/noisy/x-jpg", "output_path"] == "outputs/identity/val/noisy/x~jpg.png"
+    assert o.loc["val/noisy/x", "output_path"] == "outputs/identity/val/noisy/x_png.png"
+    assert o.loc["val/noisy/x-jpg", "output_path"] == "outputs/identity/val/noisy/x_jpg.png"
     assert np.array_equal(np.asarray(Image.open(out / o.loc["val/noisy/x", "output_path"])), a)
     jpg = np.asarray(Image.open(root / "val/noisy/LQ/x.jpg").convert("RGB"))
     assert np.array_equal(np.asarray(Image.open(out / o.loc["val/noisy/x-jpg", "output_path"])), jpg)

@@ -20,7 +20,7 @@ from builders.manifest import read_manifest, write_manifest
 
 from benchmark_weights_fixtures import make_standin_weights, standin_digests
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 TASKS = "noisy,hazy"
 
 

@@ -17,7 +17,7 @@ from builders.io import read_image, save_image
 from builders.tasks import DEGRADATIONS
 from daclip.restore import main, plan_outputs, read_input
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((REPO / "daclip" / "configs" / "tiny.yaml").read_text())
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -25,7 +25,7 @@ from builders import manifest as mf
 from builders.build import main
 from builders.io import read_image, sha256_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 SMALL = ["--train-per-type", "1", "--val-per-type", "1", "--crop", "32", "--quiet"]
 
@@ -389,31 +389,42 @@ def test_ctrl_c_while_the_manifest_is_written_keeps_it(tmp_path, monkeypatch):
     assert len(df) == 2 and sorted(df["name"]) == sorted(p.name for p in root.glob("*/noisy/LQ/*.png"))
 
 
+# The build, killed by an injected failure point: right after its third manifest flush (one every
+# 10 finished pairs here), the process SIGKILLs itself. No timing decides where it stops.
+_KILLED_AFTER_THIRD_FLUSH = """
+import os, signal, sys
+import builders.manifest as mf
+import builders.synthset as synthset
+from builders.build import main
+
+synthset.FLUSH_EVERY_ROWS = 10
+real, flushes = mf.write_manifest, []
+
+def write_then_die(root, rows):
+    out = real(root, rows)
+    flushes.append(len(rows))
+    if len(flushes) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+
+mf.write_manifest = write_then_die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_a_killed_synthetic_build_keeps_every_flushed_row(tmp_path, mini_root):
     """SIGKILL during a mini build: the manifest on disk is always a complete earlier state,
-    rewritten every few seconds, and the re-run ends equal to a clean build's rows."""
+    and the re-run ends equal to a clean build's rows."""
     root = tmp_path / "m"
     tasks = ["noisy", "hazy", "rainy", "snowy", "low-light", "shadowed"]
-    cmd = [sys.executable, "-m", "builders.build", "--preset", "mini", "--root", str(root), "--quiet",
-           "--tasks", ",".join(tasks)]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seen = 0
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            seen = len(pd.read_parquet(root / "manifest.parquet"))
-        except (OSError, ValueError):
-            seen = 0
-        if seen:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the build finished before writing any manifest"
+    args = ["--preset", "mini", "--root", str(root), "--quiet", "--tasks", ",".join(tasks)]
+    proc = subprocess.run([sys.executable, "-c", _KILLED_AFTER_THIRD_FLUSH, *args], env=ENV, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
     df = mf.read_manifest(root)
-    assert 0 < len(df) < 126
+    assert 0 < len(df) <= 30  # three flushes of at most 10 new rows each, of 126
     for r in df.to_dict("records"):
         assert sha256_file(root / r["lq_path"]) == r["sha256"] and sha256_file(root / r["gt_path"]) == r["gt_sha256"]
+    cmd = [sys.executable, "-m", "builders.build", *args]
     assert subprocess.run(cmd, env=ENV, check=False).returncode == 0
     full = mf.read_manifest(mini_root)
     pd.testing.assert_frame_equal(mf.read_manifest(root), full[full["type"].isin(tasks)].reset_index(drop=True))

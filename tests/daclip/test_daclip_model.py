@@ -16,7 +16,7 @@ from builders.tasks import DEGRADATIONS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "daclip" / "fixtures" / "daclip_ViT-B-32_keys.json"
 
 TINY = {
