@@ -24,7 +24,13 @@ import sys
 from pathlib import Path
 
 from builders.errors import UserError, cli_entry
-from builders.weights_folder import WeightsEntry, WeightsMismatch, default_weights_dir, verify, weights_dir
+from builders.weights_folder import (
+    WeightsEntry,
+    WeightsMismatch,
+    default_weights_dir,
+    verify,
+    weights_dir,
+)
 
 WeightsProblem = WeightsMismatch  # a metric-weights file is missing, fails its digest, or is refused
 
@@ -48,14 +54,12 @@ def _table() -> dict[str, WeightsEntry]:
     return {e.key: e for e in entries + _iqa_entries()}
 
 
-def _iqa_entries() -> tuple[WeightFile, ...]:
-    """The no-reference metrics' files (daclip.iqa.FILES, their one table), where daclip.restore
-    also looks for them (daclip.weights.cached_path inside the same folder)."""
-    from daclip.iqa import FILES, file_subdir, metrics_of
+def _iqa_entries() -> tuple[WeightsEntry, ...]:
+    """The no-reference metrics' files (daclip.iqa.FILES, their one table; daclip.restore reads
+    them from the same folder)."""
+    from daclip.iqa import FILES
 
-    return tuple(WeightFile(k, e.filename, f"https://huggingface.co/{e.hf_repo}/resolve/main/{e.filename}",
-                            file_subdir(k), metrics_of(k), sha256=e.sha256, size=e.size, note=e.note)
-                 for k, e in FILES.items())
+    return tuple(FILES.values())
 
 
 WEIGHTS = _table()
@@ -113,7 +117,8 @@ def load_state_dict(key: str, wdir: Path) -> dict:
 
 def fetch(keys: list[str], wdir: Path, *, mirror: str | None = None, progress: bool = True) -> list[Path]:
     """Download the files of ``keys`` into ``wdir`` (holding its writer lock), each verified."""
-    from builders.download import DownloadConfig, fetch as fetch_file
+    from builders.download import DownloadConfig
+    from builders.download import fetch as fetch_file
     from builders.lock import FolderLock
     from builders.sources.base import Candidate, NeededFile
 
@@ -168,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             digest = (f"sha256 {w.sha256}" if w.sha256 else
                       f"sha256 {w.digest_prefix}... (from the hub name)" if w.digest_prefix else "sha256 unknown")
             print(f"{state:8s} {w.path(wdir)}  size {_size_text(w.size)}, {digest}  ({w.note}; for {', '.join(w.used_by)})")
-        from daclip.weights import WEIGHTS as METHOD_WEIGHTS, cached_path
+        from daclip.weights import WEIGHTS as METHOD_WEIGHTS
+        from daclip.weights import cached_path
 
         for e in entries:
             m = METHOD_WEIGHTS[e]

@@ -37,8 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from builders.errors import UserError
-
-from .weights import WeightsEntry, cached_path
+from builders.weights_folder import WeightsEntry
 
 if TYPE_CHECKING:
     import torch
@@ -47,28 +46,28 @@ if TYPE_CHECKING:
 PYIQA_HUB_REPO = "chaofengc/IQA-PyTorch-Weights"  # where pyiqa's get_url_from_name points
 _MAT = "MATLAB v5 .mat"
 
-#: The files, named as in pyiqa's own default_model_urls (only MUSIQ's name carries a digest prefix).
+
+def _hub(key: str, filename: str, repo: str, used_by: tuple[str, ...], note: str, fmt: str) -> WeightsEntry:
+    return WeightsEntry(key, filename, hf_repo=repo, url=f"https://huggingface.co/{repo}/resolve/main/{filename}",
+                        note=note, format=fmt, used_by=used_by)
+
+
+#: The files, named as in pyiqa's own default_model_urls (only MUSIQ's name carries a digest
+#: prefix); in a weights folder under ``<owner>--<repo>/`` (builders.weights_folder's layout).
 FILES: dict[str, WeightsEntry] = {e.name: e for e in (
-    WeightsEntry("niqe-params", "niqe_modelparameters.mat", hf_repo=PYIQA_HUB_REPO,
-                 note="NIQE pristine model (pyiqa)", format=_MAT),
-    WeightsEntry("brisque-svm", "brisque_svm_weights.pth", hf_repo=PYIQA_HUB_REPO,
-                 note="BRISQUE SVR support vectors (pyiqa, from piq)", format="(sv_coef, sv) tensors"),
-    WeightsEntry("musiq-koniq", "musiq_koniq_ckpt-e95806b9.pth", hf_repo=PYIQA_HUB_REPO,
-                 note="MUSIQ trained on KonIQ-10k (pyiqa)", format="plain state_dict"),
-    WeightsEntry("maniqa-koniq", "ckpt_koniq10k.pt", hf_repo=PYIQA_HUB_REPO,
-                 note="MANIQA trained on KonIQ-10k (pyiqa)", format="plain state_dict"),
+    _hub("niqe-params", "niqe_modelparameters.mat", PYIQA_HUB_REPO, ("niqe",), "NIQE pristine model (pyiqa)", _MAT),
+    _hub("brisque-svm", "brisque_svm_weights.pth", PYIQA_HUB_REPO, ("brisque",),
+         "BRISQUE SVR support vectors (pyiqa, from piq)", "(sv_coef, sv) tensors"),
+    _hub("musiq-koniq", "musiq_koniq_ckpt-e95806b9.pth", PYIQA_HUB_REPO, ("musiq",),
+         "MUSIQ trained on KonIQ-10k (pyiqa)", "plain state_dict"),
+    _hub("maniqa-koniq", "ckpt_koniq10k.pt", PYIQA_HUB_REPO, ("maniqa",), "MANIQA trained on KonIQ-10k (pyiqa)",
+         "plain state_dict"),
     # pyiqa's CLIP loader reads OpenAI's TorchScript RN50.pt (code, not data); the same weights
     # as a plain state dict are open_clip's hub copy, which pyiqa's build_model accepts as is.
-    WeightsEntry("clip-rn50-openai", "open_clip_pytorch_model.bin", hf_repo="timm/resnet50_clip.openai",
-                 note="OpenAI CLIP RN50 as a state dict (open_clip's hub copy), for CLIP-IQA",
-                 format="plain state_dict"),
+    _hub("clip-rn50-openai", "open_clip_pytorch_model.bin", "timm/resnet50_clip.openai", ("clipiqa",),
+         "OpenAI CLIP RN50 as a state dict (open_clip's hub copy), for CLIP-IQA", "plain state_dict"),
 )}
 MAT_KEYS = {"niqe-params": ("mu_prisparam", "cov_prisparam")}  # the variables pyiqa's NIQE reads
-
-
-def file_subdir(key: str) -> str:
-    """The file's folder inside a weights folder (shared by the benchmark and daclip.restore)."""
-    return cached_path(FILES[key], Path(".")).parent.as_posix()
 
 
 def read_file(key: str, path: Path):
@@ -256,10 +255,6 @@ SPECS = (
 
 
 SPEC_BY_NAME = {s.name: s for s in SPECS}
-
-
-def metrics_of(key: str) -> tuple[str, ...]:
-    return tuple(s.name for s in SPECS if key in s.weights)
 
 
 class NRScorer:
