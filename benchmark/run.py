@@ -28,8 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Degradation types: the dataset's own (its manifest's vocabulary); the DA-CLIP sets: "
         + ", ".join(DEGRADATIONS),
     )
-    p.add_argument("--dataset", default="mini",
-                   help="'mini' (built into datasets/mini if missing) or the root of any built dataset")
+    p.add_argument("--dataset", default=None,
+                   help="'mini' (built into datasets/mini if missing; the default) or the root of any built dataset "
+                   "(with --protocol: default datasets/<protocol>)")
+    p.add_argument("--protocol", metavar="NAME",
+                   help="a benchmark protocol (3d, 5d, cdd11, daclip10): its tasks, its dataset root, its own metric "
+                   "convention beside the unified one, and a report of reported vs reproduced numbers")
+    p.add_argument("--conventions", metavar="NAME[,NAME]",
+                   help="metric conventions to score (promptir, moce-ir, instructir, onerestore, maskdcpt, basicsr); "
+                   "default with --protocol: its own and basicsr (the unified one)")
     p.add_argument("--methods", help="comma-separated method names, 'all', or 'default' "
                    "(every method that needs no downloaded weights). --list-methods shows them")
     p.add_argument("--results", action="append", default=[], metavar="NAME=DIR",
@@ -105,6 +112,42 @@ def _options(items: list[str], methods: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def _conventions(text: str | None, protocol) -> list[str]:
+    from .conventions import get_convention
+
+    names = ([n.strip() for n in text.split(",") if n.strip()] if text
+             else [protocol.convention, "basicsr"])
+    for n in names:
+        get_convention(n)  # an unknown name is one error line
+    return list(dict.fromkeys(names))
+
+
+def _tasks(text: str | None, protocol) -> list[str] | None:
+    if protocol is None:
+        # checked against the dataset's vocabulary when it is read
+        return [t.strip() for t in text.split(",") if t.strip()] if text and text.strip() != "all" else None
+    if not text:
+        return protocol.task_names
+    wanted = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in protocol.task_names]
+    if unknown:
+        raise UserError(f"--tasks: {', '.join(map(repr, unknown))} not in protocol {protocol.name} "
+                        f"({', '.join(protocol.task_names)})")
+    return [t for t in protocol.task_names if t in wanted]
+
+
+def _metrics(text: str | None, conventions: list[str] | None) -> list[str]:
+    """--metrics, or with conventions: their PSNR and SSIM, then any --metrics named beside them."""
+    from .metrics import parse_metrics
+
+    if conventions is None:
+        return parse_metrics(text)
+    from .conventions import get_convention
+
+    names = [m for c in conventions for m in get_convention(c).metrics]
+    return list(dict.fromkeys(names + (parse_metrics(text) if text else [])))
+
+
 def resolve_dataset(text: str, quiet: bool) -> Path:
     if text == "mini":
         from builders.build import DEFAULT_MINI_ROOT
@@ -124,8 +167,8 @@ def resolve_dataset(text: str, quiet: bool) -> Path:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from . import conventions  # noqa: F401  (registers each family's psnr-<name> / ssim-<name> metrics)
     from .methods import method_specs, parse_methods
-    from .metrics import parse_metrics
 
     if args.list_methods:
         for name, spec in method_specs().items():
@@ -147,12 +190,18 @@ def main(argv: list[str] | None = None) -> int:
     methods = parse_methods(args.methods)
     cfg_weights = _weights(args.weights, methods)
     options = _options(args.option, methods)
+    protocol = conventions = None
+    if args.protocol:
+        from builders.protocols import get_protocol
+
+        protocol = get_protocol(args.protocol)
+    if args.conventions or protocol is not None:
+        conventions = _conventions(args.conventions, protocol)
+    tasks = _tasks(args.tasks, protocol)
+    metrics = _metrics(args.metrics, conventions)
     from .result_folders import parse_results
 
     results = parse_results(args.results, methods)
-    # checked against the dataset's vocabulary when it is read
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks and args.tasks.strip() != "all" else None
-    metrics = parse_metrics(args.metrics)
     from .metrics import get_metric
 
     if any(not get_metric(m).reference for m in metrics) and "identity" not in methods:
@@ -162,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Read before the run: a malformed file fails in a second, not after the benchmark.
     degradation_eval = load_degradation_eval(args.degradation_eval) if args.degradation_eval else None
-    dataset = resolve_dataset(args.dataset, args.quiet)
+    dataset = resolve_dataset(args.dataset or (str(protocol.default_root) if protocol else "mini"), args.quiet)
     if degradation_eval is None:
         degradation_eval = find_degradation_eval(args.out, dataset)
     from reports.html import render_report
@@ -174,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                     split=args.split, weights=cfg_weights, options=options, weights_dir=args.weights_dir,
                     device=device, limit=args.limit, progress=not args.quiet, batch_size=batch_size,
                     amp=parse_precision(args.amp, "--amp", auto=False), workers=args.workers,
-                    metric_backend=args.metric_backend, results=results)
+                    metric_backend=args.metric_backend, type_words=protocol.words() if protocol else {},
+                    results=results)
     with run_folder(args.out):  # one writer per run folder, from the first table to the report
         result = run_benchmark(cfg)
         if result is None:  # a torchrun rank other than 0: rank 0 writes the results
@@ -182,8 +232,16 @@ def main(argv: list[str] | None = None) -> int:
         summary, long = build_summary(cfg, result, ["python", "-m", "benchmark.run",
                                                     *(argv if argv is not None else sys.argv[1:])],
                                       degradation_eval=degradation_eval)
+        if protocol is not None:
+            from .protocol_report import protocol_block
+
+            summary["protocol"] = protocol_block(protocol, conventions, result.items, summary)
         write_summary(args.out, summary, long)
         page = render_report(args.out, summary)
+        if protocol is not None:
+            from reports.protocol import write_protocol_report
+
+            write_protocol_report(args.out, summary)
     _print_tables(summary)
     print(f"report: {page}")
     return 0

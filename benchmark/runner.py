@@ -75,6 +75,9 @@ class RunConfig:
     #: Per-image metrics: "numpy" (float64 on the CPU, in the worker threads), "torch"
     #: (batched float64 on the device), "auto" (torch on a GPU, numpy otherwise).
     metric_backend: str = "auto"
+    #: Manifest type -> the word a type-aware method is told (a protocol's task -> its
+    #: degradation word, e.g. sots -> hazy); types not in it are passed as they are.
+    type_words: dict[str, str] = field(default_factory=dict)
     #: Result-only rows: row name -> folder of restored images (benchmark.result_folders).
     results: dict[str, Path] = field(default_factory=dict)
 
@@ -265,7 +268,7 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
             ready.append(method)
             # Types the method has nothing for (classical on a type of the user's own): said once,
             # their images left out of its row, which shows them as skipped.
-            cannot = {t: why for t in cfg.tasks if (why := method.cannot_restore(t))}
+            cannot = {t: why for t in cfg.tasks if (why := method.cannot_restore(cfg.type_words.get(t, t)))}
             if cannot:
                 skipped_tasks[method.name] = cannot
                 if dist.is_main:
@@ -355,7 +358,8 @@ class _Scorer:
         self.batch = GPU_METRIC_BATCH if str(device).startswith("cuda") else 1
 
     def in_thread(self, m: Metric) -> bool:
-        return not m.network and self.backend == "numpy"
+        # A metric with no batched torch form (a family's convention) is scored in the threads.
+        return not m.network and (self.backend == "numpy" or m.batch_fn is None)
 
     def score_in_thread(self, job: _Job) -> None:
         h, w = job.output.shape[:2]
@@ -487,8 +491,9 @@ class _MethodRun:
     def restore(self, group: list[_Job]) -> None:
         m = self.method
         lqs = [j.lq for j in group]
+        words = [self.cfg.type_words.get(j.row["type"], j.row["type"]) for j in group]
         t0 = time.perf_counter()
-        outs = m.restore_batch(lqs, [j.row["type"] for j in group], keys=[j.row["id"] for j in group])
+        outs = m.restore_batch(lqs, words, keys=[j.row["id"] for j in group])
         seconds = (time.perf_counter() - t0) / len(group)
         self._time("restore", t0, len(group), sum(j.lq.shape[0] * j.lq.shape[1] for j in group))
         for j, out in zip(group, outs):

@@ -31,9 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Degradation types: " + ", ".join(DEGRADATIONS),
     )
     src = p.add_argument_group("what to build")
-    src.add_argument("--preset", choices=["mini", "daclip-val"],
+    src.add_argument("--preset", metavar="NAME",
                      help="mini: offline set from scikit-image's bundled photographs; daclip-val: the authors' "
-                     f"ten-type validation zip (the paper's test set; default root {DEFAULT_VAL_ROOT})")
+                     f"ten-type validation zip (the paper's test set; default root {DEFAULT_VAL_ROOT}); "
+                     "3d, 5d, cdd11: a benchmark protocol's test set (default root datasets/<name>)")
     src.add_argument("--images", type=Path, metavar="DIR",
                      help="synthesise all ten types from a folder of clean photographs "
                      "(sorted; every fifth image goes to val)")
@@ -84,8 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
     full.add_argument("--max-extract-ratio", type=float, default=100.0, metavar="R",
                       help="refuse an archive that expands to more than R times its own size (image archives "
                       "expand about 1x, a zip bomb 1000x; default 100)")
+    prot = p.add_argument_group("protocols (--preset 3d|5d|cdd11)")
+    prot.add_argument("--with-train", action="store_true",
+                      help="also build the training sets whose sources have recipes (the others are listed)")
+    prot.add_argument("--noise", default="seeded", choices=["seeded", "upstream", "from-files"],
+                      help="CBSD68 noise: seeded per image (default), upstream (the PromptIR-family stream, checked "
+                      "against its published digests; needs all 68 images) or from-files (the pre-noised noisyNN/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _protocol_preset(name: str | None):
+    """The protocol a --preset names (None for mini/daclip-val); unknown names are one error line."""
+    if name is None or name in ("mini", "daclip-val"):
+        return None
+    from .protocols import get_protocol, protocol_names
+
+    buildable = [n for n in protocol_names() if get_protocol(n).preset is None]
+    if name not in buildable:
+        raise UserError(f"unknown --preset {name!r}; choose from: mini, daclip-val, {', '.join(buildable)}")
+    return get_protocol(name)
 
 
 def unique_names(files: list[Path]) -> list[str]:
@@ -127,6 +146,20 @@ def synth_config(args):
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    protocol = _protocol_preset(args.preset)
+    if protocol is not None:
+        if args.images or args.all or args.only or args.status or args.export_hf or args.index:
+            raise UserError(f"--preset {protocol.name} builds a protocol's test set; it takes no other mode")
+        if args.list:
+            from .full import list_json, list_text
+            from .protocol_build import protocol_recipes
+
+            recipes = protocol_recipes(protocol, args.with_train)
+            print(list_json(recipes) if args.json else list_text(recipes))
+            return 0
+        from .protocol_build import run_protocol_cli
+
+        return run_protocol_cli(args, protocol)
     val_preset = args.preset == "daclip-val"
     full_mode = bool(args.all or args.only or args.list or args.status)
     modes = (bool(args.preset) + bool(args.images) + full_mode + bool(args.export_hf) + bool(args.index)

@@ -22,8 +22,8 @@ from urllib.parse import quote, urljoin
 from tqdm import tqdm
 
 from .errors import UserError
-from .io import atomic_write_text
-from .sources.base import Candidate, NeededFile
+from .io import atomic_write_text, sha256_file
+from .sources.base import ARCHIVE_SUFFIXES, Candidate, NeededFile
 
 DRIVE_URL = "https://drive.usercontent.google.com/download"
 
@@ -367,6 +367,8 @@ def _fetch_candidate(c: Candidate, f: NeededFile, part: Path, cfg: DownloadConfi
         _hf_download(c.where, part, cfg, f.name)
     elif c.kind == "hf-model":
         _hf_download(c.where, part, cfg, f.name, repo_type="model")
+    elif c.kind == "page":
+        raise DownloadError(f"{f.name}: {c.where} cannot be fetched automatically; download it there by hand")
     elif c.kind == "gdrive-folder":
         raise DownloadError(f"{f.name}: Google Drive folder {c.where} cannot be fetched automatically; "
                             f"download it by hand (https://drive.google.com/drive/folders/{c.where})")
@@ -387,21 +389,57 @@ def _size(path: Path) -> int:
     return _folder_listing(path)[1] if path.is_dir() else path.stat().st_size
 
 
+FROM_DIR_DEPTH = 6  # how deep --from-dir looks for a file or folder under an accepted name
+
+
+def locate_in_dir(f: NeededFile, base: Path) -> Path | None:
+    """``f`` in ``base``: its file, its folder (folder kinds) or, for files with aliases, any
+    accepted archive or extracted folder, shallowest first, at most FROM_DIR_DEPTH levels down."""
+    base = Path(base)
+    if (base / f.archive_name).is_file():
+        return base / f.archive_name
+    if f.folder and (base / f.name).is_dir():
+        return base / f.name
+    if not f.aliases:
+        return None
+    wanted = {n.lower(): i for i, n in enumerate(f.accepted)}
+    hits = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        d = Path(dirpath)
+        depth = len(d.relative_to(base).parts)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".") and n != "__MACOSX")
+        for n in [*dirnames, *filenames]:
+            if n.lower() in wanted:
+                p = d / n
+                if p.is_dir() or n.lower().endswith(ARCHIVE_SUFFIXES):
+                    hits.append((depth, wanted[n.lower()], str(p), p))
+        if depth + 1 >= FROM_DIR_DEPTH:
+            dirnames[:] = []
+    return min(hits)[3] if hits else None
+
+
+def accepted_text(f: NeededFile) -> str:
+    """The names --from-dir accepts for ``f``, for error messages."""
+    names = [f"{n}/" if not n.lower().endswith(ARCHIVE_SUFFIXES) else n for n in f.accepted]
+    return " or ".join(names) + (" (a file, or an extracted folder, anywhere below it)" if f.aliases else "")
+
+
 def _from_dir(f: NeededFile, cfg: DownloadConfig) -> Fetched:
     base = Path(cfg.from_dir)
-    path = base / f.name
-    if f.folder and path.is_dir():
+    path = locate_in_dir(f, base)
+    if path is not None and path.is_dir():
         try:
             return Fetched(path, verify_folder(path, f), _size(path), "from-dir")
         except DownloadError as exc:
             raise UserError(f"--from-dir: {exc}") from None
-    if f.folder:
-        path = base / f.archive_name
-    if not path.is_file():
-        what = f"{f.name}/ (a folder) or {f.archive_name}" if f.folder else f.name
+    if path is None:
+        what = (accepted_text(f) if f.aliases else
+                f"{f.name}/ (a folder) or {f.archive_name}" if f.folder else f.name)
         raise UserError(f"--from-dir: {what} not found in {base}" + (f" (expected: {f.expect})" if f.expect else ""))
     try:
-        digest = verify(path, f)
+        # Published sizes and digests are those of f.archive_name; a copy under another accepted
+        # name need not be that file, so only its sha256 is measured (and reported).
+        digest = verify(path, f) if path.name == f.archive_name else sha256_file(path)
     except DownloadError as exc:
         raise UserError(f"--from-dir: {path} failed verification: {exc}; replace it with a good copy") from None
     return Fetched(path, digest, path.stat().st_size, "from-dir")

@@ -30,7 +30,7 @@ from . import manifest as mf
 from .download import DownloadConfig, Fetched, fetch, forget
 from .errors import UserError
 from .extract import DEFAULT_LIMITS, ArchiveProblem, DamagedArchive, EncryptedArchive, ExtractLimits, safe_extract
-from .io import atomic_write_bytes, atomic_write_text, is_plain_png, read_image, save_image, sha256_bytes, sha256_file
+from .io import atomic_write_bytes, atomic_write_text, centre_crop, is_plain_png, read_image, save_image, sha256_bytes, sha256_file
 from .layout import item_id, pair_relpaths
 from .lock import FolderLock
 from .naming import is_image, unique_stems
@@ -78,6 +78,7 @@ class Job:
     params: str  # JSON of what identifies the inputs (recipe, source files, extras)
     gt_expect: tuple | None = None  # published (size, sha256) of the GT file: checked before use
     store: str | None = None  # uint8 store convention of the synthetic LQ (noisy, jpeg-compressed)
+    crop: int = 0  # centre-crop LQ and GT to a multiple of this (a protocol's test geometry; 0: none)
 
     @property
     def id(self) -> str:
@@ -166,9 +167,13 @@ def convert(job: Job, root: str, row: dict | None, force: bool) -> dict:
         return {"status": "failed", "id": job.id, "problem": {
             "id": job.id, "kind": "digest-mismatch", "lq": job.lq, "gt": job.gt, "detail": bad}}
     try:
-        gt = read_image(job.gt)
+        whole = read_image(job.gt)
+        gt = centre_crop(whole, job.crop)
+        cropped = gt.shape != whole.shape
         if job.lq_kind == "real":
-            lq = read_image(job.lq)
+            whole = read_image(job.lq)
+            lq = centre_crop(whole, job.crop)
+            cropped = cropped or lq.shape != whole.shape
             if lq.shape != gt.shape:
                 return {"status": "failed", "id": job.id, "problem": {
                     "id": job.id, "kind": "size-mismatch", "lq": job.lq, "gt": job.gt,
@@ -183,8 +188,9 @@ def convert(job: Job, root: str, row: dict | None, force: bool) -> dict:
         return {"status": "failed", "id": job.id, "problem": {
             "id": job.id, "kind": "unreadable", "lq": job.lq, "gt": job.gt, "detail": str(exc)}}
     lq_rel, gt_rel = pair_relpaths(job.split, job.task, job.name)
-    gt_bytes = _write(root / gt_rel, gt, job.gt)
-    lq_bytes = _write(root / lq_rel, lq, job.lq if job.lq_kind == "real" else None)
+    # A file is copied as it is only when nothing was cropped from it.
+    gt_bytes = _write(root / gt_rel, gt, None if cropped else job.gt)
+    lq_bytes = _write(root / lq_rel, lq, job.lq if job.lq_kind == "real" and not cropped else None)
     return {"status": "built", "id": job.id, "row": {
         "id": job.id, "type": job.task, "split": job.split, "name": job.name,
         "lq_path": lq_rel, "gt_path": gt_rel, "source": job.origin, "licence": job.licence,
@@ -251,8 +257,10 @@ def plan_jobs(recipe: Recipe, pairs: list[SourcePair], located: dict[str, Path],
 
 
 def _in_from_dir(f: NeededFile, base: Path) -> bool:
-    """The file (or, for a folder, the folder or its zip) is present in ``base``."""
-    return (base / f.archive_name).is_file() or (f.folder and (base / f.name).is_dir())
+    """The file (or, for a folder, the folder or its zip; or an accepted alias) is present in ``base``."""
+    from .download import locate_in_dir
+
+    return locate_in_dir(f, base) is not None
 
 
 def _extract(f: NeededFile, got: Fetched, recipe: Recipe, cfg: FullBuildConfig) -> Path:
@@ -323,8 +331,10 @@ def _prepare(recipe: Recipe, cfg: FullBuildConfig, dl: DownloadConfig, outcome: 
     if dl.from_dir is not None and len(sets) > 1:
         present = [(label, files) for label, files in sets if all(_in_from_dir(f, Path(dl.from_dir)) for f in files)]
         if not present:
-            need = " or ".join(f"[{label}] " + " + ".join(f.archive_name for f in files
-                                                            if not _in_from_dir(f, Path(dl.from_dir)))
+            from .download import accepted_text
+
+            need = " or ".join(f"[{label}] " + " + ".join(accepted_text(f) if f.aliases else f.archive_name
+                                                            for f in files if not _in_from_dir(f, Path(dl.from_dir)))
                                for label, files in sets)
             raise UserError(f"--from-dir {dl.from_dir}: {recipe.name} needs one of these file sets, and these "
                             f"of their files are missing: {need}")
@@ -573,6 +583,8 @@ def list_text(recipes: list[Recipe]) -> str:
                 out.append(f"  file:    {f.name}{kind}  ({_known(f)})")
                 if f.expect:
                     out.append(f"           holds: {f.expect}")
+                if f.aliases:
+                    out.append(f"           also accepted below --from-dir: {', '.join(f.aliases)}")
             for c in f.candidates:
                 where = c.where.replace(Path(f.name).name, "<name>") if f.group else c.where
                 dead = "  [reported dead: tried last]" if c.dead else ""
@@ -615,7 +627,9 @@ def run_cli(args, recipes: list[Recipe] | None = None, default_root: Path = DEFA
 
     tasks = tuple(parse_tasks(args.only)) if args.only else DEGRADATIONS
     if recipes is None:
-        recipes = recipes_for(tasks) + ([] if args.only or not args.list else preset_recipes())
+        # The ten-type presets (daclip-val); a protocol's sources are listed by --preset NAME --list.
+        ten = [r for r in preset_recipes() if set(r.tasks) <= set(DEGRADATIONS)]
+        recipes = recipes_for(tasks) + ([] if args.only or not args.list else ten)
     if args.list:
         print(list_json(recipes) if args.json else list_text(recipes))
         return 0

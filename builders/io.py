@@ -159,3 +159,13 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def centre_crop(img: np.ndarray, multiple: int) -> np.ndarray:
+    """The centre crop to a multiple of ``multiple`` on both sides, offsets ``(h % m) // 2`` and
+    ``(w % m) // 2`` (the PromptIR family's test datasets: 481x321 -> 480x320). 0: unchanged."""
+    if multiple <= 1:
+        return img
+    h, w = img.shape[:2]
+    top, left = (h % multiple) // 2, (w % multiple) // 2
+    return img[top:top + h - h % multiple, left:left + w - w % multiple]

@@ -257,6 +257,7 @@ def render_report(run_dir: str | Path, summary: dict | None = None) -> Path:
         tables.append({"metric": metric, "columns": columns, "rows": rows, "marks": marks})
     overview = [{"metric": t["metric"], "marks": t["marks"]["average"]} for t in tables]
     from .paper import comparison
+    from .protocol import protocol_tables
 
     methods = summary.get("methods", [])
     html = _env().get_template("report.html.j2").render(
@@ -265,6 +266,7 @@ def render_report(run_dir: str | Path, summary: dict | None = None) -> Path:
         confusion=_confusion(summary.get("degradation_eval")),
         image_metrics=[m for m in summary["metrics"] if m.get("kind", "image") == "image"],
         paper=comparison(summary), images=_image_rows(summary),
+        protocol=protocol_tables(summary) if summary.get("protocol") else None,
         show_cost=any(m.get("num_params") or m.get("seconds_per_megapixel") for m in methods),
     )
     path = report / "index.html"

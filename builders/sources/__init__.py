@@ -6,6 +6,8 @@ Importing this package registers one :class:`Recipe` per source (one module each
 # Importing the modules registers the recipes (all_recipes() orders them by type).
 from . import (  # noqa: F401
     cbsd68,
+    cbsd68_test,
+    cdd11,
     celebahq,
     daclip_val,
     div2k_flickr2k,
@@ -13,8 +15,10 @@ from . import (  # noqa: F401
     live1,
     lol,
     rain100h,
+    rain100l,
     raindrop,
     reside6k,
+    sots_outdoor,
     snow100k,
     srd,
 )
@@ -25,6 +29,7 @@ from .base import (  # noqa: F401
     all_recipes,
     get_recipe,
     preset_recipes,
+    page,
     published,
     recipes_for,
     register_recipe,

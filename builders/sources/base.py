@@ -31,7 +31,8 @@ class Candidate:
 
     kind: "url" (HTTP(S)), "gdrive" (Google Drive file id), "gdrive-folder" (a Drive *folder*:
     never fetched automatically, shown as a download-by-hand instruction), "hf" (Hugging Face
-    dataset repo; ``where`` is "<owner>/<repo>:<path in repo>"), "hf-model" (a model repo, same
+    dataset repo; ``where`` is "<owner>/<repo>:<path in repo>"), "page" (a web page to download
+    from by hand, never fetched), "hf-model" (a model repo, same
     form) or "hf-folder" (a whole dataset repo, or the files of it matching ``patterns``,
     downloaded as a folder). ``dead``: reported unreachable; tried last, and said so.
     """
@@ -61,6 +62,15 @@ class NeededFile:
     note: str = ""  # shown with errors about this file (e.g. an alternative source)
     group: str = ""  # files listed once under this label by --list (the 100 masks, ...)
     keep_all: bool = False  # extract every member (the recipe's keep_member filter is for other files)
+    # Other names it circulates under (archives or extracted folders); under --from-dir the file,
+    # its folder or any alias is found anywhere below the folder given.
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """Every name --from-dir accepts for it, archive first."""
+        names = (self.archive_name, *((self.name,) if self.folder else ()), *self.aliases)
+        return tuple(dict.fromkeys(names))
 
     @property
     def archive_name(self) -> str:
@@ -79,6 +89,7 @@ class NeededFile:
         return {"name": self.name, "kind": "folder" if self.folder else "file", "size": self.size,
                 "sha256": self.sha256, "md5": self.md5, **({"expect": self.expect} if self.expect else {}),
                 **({"group": self.group} if self.group else {}), **({"note": self.note} if self.note else {}),
+                **({"aliases": list(self.aliases)} if self.aliases else {}),
                 "candidates": [c.describe() for c in self.candidates]}
 
 
@@ -173,6 +184,11 @@ def gdrive_folder(folder_id: str, note: str = "") -> Candidate:
 
 def hf(repo_path: str, note: str = "") -> Candidate:
     return Candidate("hf", repo_path, note)
+
+
+def page(where: str, note: str = "") -> Candidate:
+    """A web page (Kaggle, a box share) to download from by hand; never fetched automatically."""
+    return Candidate("page", where, note)
 
 
 def hf_folder(repo: str, patterns: tuple[str, ...] = (), note: str = "") -> Candidate:
