@@ -18,8 +18,11 @@ def select_values(values: pd.DataFrame, items: pd.DataFrame, methods) -> pd.Data
     current = {(m.name, m.weights_id) for m in methods}
     pairs = pd.Series([(m, w) in current for m, w in zip(values["method"], values["weights_id"])],
                       index=values.index, dtype=bool)
-    keep = values["id"].isin(set(items["id"])) & pairs
-    return values[keep]
+    # Only values of the files as they are now (the manifest's digests): never a stale score.
+    current_files = set(zip(items["id"], items["sha256"], items["gt_sha256"]))
+    files = pd.Series([k in current_files for k in zip(values["id"], values["lq_sha256"], values["gt_sha256"])],
+                      index=values.index, dtype=bool)
+    return values[pairs & files]
 
 
 def select_sets(sets: pd.DataFrame, items: pd.DataFrame, methods, split: str) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from builders.errors import UserError, cli_entry
+from builders.io import add_pixel_limit_option, pixel_limit
 from builders.options import parse_pair
 from builders.tasks import DEGRADATIONS
 from daclip.precision import choices as precision_choices, parse_precision
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric-backend", default="auto", choices=["auto", "numpy", "torch"],
                    help="per-image PSNR/SSIM: numpy (float64, CPU threads), torch (batched float64 on --device), "
                    "auto (torch on a GPU); the values agree to 1e-9")
+    add_pixel_limit_option(p)
     p.add_argument("--limit", type=int, help="at most this many images per type (quick looks)")
     p.add_argument("--degradation-eval", type=Path, metavar="FILE",
                    help="DA-CLIP classification results for the report: the degradation_eval.json of "
@@ -109,6 +111,20 @@ def _options(items: list[str], methods: list[str]) -> dict[str, dict[str, str]]:
         if name not in methods:
             raise UserError(f"--option {item!r}: method {name!r} is not among --methods ({', '.join(methods)})")
         out.setdefault(name, {})[key] = value
+    return out
+
+
+def protocol_releases(protocol: str, methods: list[str], options: dict[str, dict[str, str]],
+                      weights: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Each released model's file for ``protocol``: its ``release`` option, unless --weights gives
+    the file or --option gives another release. A method without a release for the protocol is
+    then skipped, naming its releases (the run settings record the one loaded)."""
+    from daclip.weights import releases
+
+    out = {k: dict(v) for k, v in options.items()}
+    for name in methods:
+        if releases(name) and name not in weights:
+            out.setdefault(name, {}).setdefault("release", protocol)
     return out
 
 
@@ -197,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         protocol = get_protocol(args.protocol)
     if args.conventions or protocol is not None:
         conventions = _conventions(args.conventions, protocol)
+    if protocol is not None:
+        options = protocol_releases(protocol.name, methods, options, cfg_weights)
     tasks = _tasks(args.tasks, protocol)
     metrics = _metrics(args.metrics, conventions)
     from .result_folders import parse_results
@@ -224,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                     device=device, limit=args.limit, progress=not args.quiet, batch_size=batch_size,
                     amp=parse_precision(args.amp, "--amp", auto=False), workers=args.workers,
                     metric_backend=args.metric_backend, type_words=protocol.words() if protocol else {},
-                    results=results)
+                    max_pixels=pixel_limit(args.max_megapixels), results=results)
     with run_folder(args.out):  # one writer per run folder, from the first table to the report
         result = run_benchmark(cfg)
         if result is None:  # a torchrun rank other than 0: rank 0 writes the results

@@ -35,7 +35,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from builders.errors import UserError
-from builders.io import atomic_write_bytes, encode_png, is_plain_png, read_image, sha256_bytes
+from builders.io import MAX_PIXELS, atomic_write_bytes, encode_png, is_plain_png, read_image, sha256_bytes, sha256_file
 from builders.naming import unique_stems
 from builders.lock import FolderLock
 from builders.manifest import read_manifest, read_vocabulary, select
@@ -75,6 +75,11 @@ class RunConfig:
     #: Per-image metrics: "numpy" (float64 on the CPU, in the worker threads), "torch"
     #: (batched float64 on the device), "auto" (torch on a GPU, numpy otherwise).
     metric_backend: str = "auto"
+    #: Images larger than this (pixels) are refused from their header (None: no limit).
+    max_pixels: int | None = MAX_PIXELS
+    #: Check every LQ and GT file against its manifest digest before use (bench/ turns it off
+    #: to measure its cost; a run never should).
+    check_digests: bool = True
     #: Manifest type -> the word a type-aware method is told (a protocol's task -> its
     #: degradation word, e.g. sots -> hazy); types not in it are passed as they are.
     type_words: dict[str, str] = field(default_factory=dict)
@@ -259,6 +264,8 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
     costs: dict[str, dict | None] = {}  # FLOPs at 256x256 of the neural methods (benchmark.cost)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="bench")
     try:
+        if cfg.check_digests:
+            verify_files(cfg, shard, pool)
         for method in methods:
             try:
                 method.prepare(device)  # loads weights and sets weights_id, part of every cache key
@@ -321,9 +328,72 @@ def _result_folders(cfg: RunConfig, items: pd.DataFrame, names: dict[str, str]) 
     return rows
 
 
+DIGESTS_FILE = "file_digests.json"
+
+
+def verify_files(cfg: RunConfig, items: pd.DataFrame, pool: ThreadPoolExecutor | None = None) -> None:
+    """Check every LQ and GT file against the manifest's ``sha256``/``gt_sha256`` before use.
+
+    A file that changed after the manifest was written is refused (one line naming it), so a
+    cached score is never served for a changed file, and a changed file never gets a score
+    that the manifest attributes to other content. Hashing thousands of files on every run
+    would cost more than a short run itself, so a digest is remembered in the run folder with
+    the file's (size, mtime_ns, inode): a file whose stat is unchanged is not read again (as
+    make and git do). bench/bench_digest_check.py measures both.
+    """
+    import json
+
+    from builders.io import atomic_write_text
+
+    cache_path = cfg.out / DIGESTS_FILE
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path.is_file() else {}
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}  # a damaged cache only costs a re-hash
+    todo: list[tuple[str, Path, str, list]] = []
+    for rid, lq, lq_sha, gt, gt_sha in zip(items["id"], items["lq_path"], items["sha256"], items["gt_path"],
+                                           items["gt_sha256"]):
+        for rel, expected in ((lq, lq_sha), (gt, gt_sha)):
+            if not has_path(rel):
+                continue  # an LQ-only dataset has no GT file
+            path = cfg.dataset / rel
+            st = path.stat()
+            stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+            key = str(path.resolve())
+            hit = cache.get(key)
+            if isinstance(hit, list) and len(hit) == 2 and hit[0] == stamp:
+                digest = hit[1]
+            else:
+                todo.append((key, path, expected, stamp))
+                continue
+            if digest != expected:
+                _changed(cfg, rid, path, digest, expected)
+    if todo:
+        digests = pool.map(lambda t: sha256_file(t[1]), todo) if pool is not None else map(lambda t: sha256_file(t[1]), todo)
+        bad = None
+        for (key, path, expected, stamp), digest in zip(todo, digests):
+            cache[key] = [stamp, digest]
+            if digest != expected and bad is None:
+                bad = (path, digest, expected)
+        atomic_write_text(cache_path, json.dumps(cache, sort_keys=True))
+        if bad is not None:
+            rid = next(r for r, lq, gt in zip(items["id"], items["lq_path"], items["gt_path"])
+                       if bad[0] in (cfg.dataset / lq, cfg.dataset / gt))
+            _changed(cfg, rid, *bad)
+
+
+def _changed(cfg: RunConfig, rid: str, path: Path, digest: str, expected: str) -> None:
+    raise UserError(f"{path} (image {rid}) changed after the manifest was written (sha256 {digest[:12]}..., "
+                    f"manifest {expected[:12]}...): re-index the dataset (python -m builders.build --index "
+                    f"{cfg.dataset}) or restore the file; nothing is scored from a changed file")
+
+
 def set_hash(group: pd.DataFrame) -> str:
-    """Identifies the exact image set a FID value was computed on (ids and LQ hashes)."""
-    return hashlib.sha256("\n".join(sorted(group["id"] + ":" + group["sha256"])).encode()).hexdigest()[:16]
+    """Identifies the exact image set a FID value was computed on (ids, LQ and GT hashes)."""
+    keys = group["id"] + ":" + group["sha256"] + ":" + group["gt_sha256"]
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- one method over the images
@@ -424,7 +494,8 @@ class _MethodRun:
             if only is not None and row["id"] not in only:
                 continue
             rel = f"outputs/{m.name}/{self.names[row['id']]}"
-            missing = [x for x in metrics if not store.has_value(m.name, m.weights_id, row["id"], x.name)]
+            missing = [x for x in metrics
+                       if not store.has_value(m.name, m.weights_id, row["id"], row["sha256"], row["gt_sha256"], x.name)]
             cached = store.output(m.name, m.weights_id, row["id"], row["sha256"])
             if cached is not None and (cached["output_path"] != rel or not (self.cfg.out / rel).exists()):
                 cached = None  # its file is gone, or another image's name now owns that path
@@ -452,15 +523,15 @@ class _MethodRun:
             path = cfg.out / job.rel
             data = path.read_bytes()
             if sha256_bytes(data) == job.cached["output_sha256"]:
-                job.output = read_image(path)
+                job.output = read_image(path, max_pixels=None)  # our own output of a checked input
                 job.output_sha = job.cached["output_sha256"]
             else:
                 job.cached = None  # changed on disk: restore again
         if job.output is None:
-            job.lq = read_image(cfg.dataset / row["lq_path"])
+            job.lq = read_image(cfg.dataset / row["lq_path"], max_pixels=cfg.max_pixels)
             job.missing = list(self.scorer.metrics)  # a fresh output invalidates earlier values
         if any(m.reference for m in job.missing) and has_path(row["gt_path"]):
-            job.gt = read_image(cfg.dataset / row["gt_path"])
+            job.gt = read_image(cfg.dataset / row["gt_path"], max_pixels=cfg.max_pixels)
             ref = job.lq if job.lq is not None else job.output
             if ref.shape != job.gt.shape:
                 lq_path, gt_path = cfg.dataset / row["lq_path"], cfg.dataset / row["gt_path"]
@@ -506,7 +577,8 @@ class _MethodRun:
             store.add_output(method=m.name, weights_id=m.weights_id, id=row["id"], lq_sha256=row["sha256"],
                              output_path=job.rel, output_sha256=job.output_sha, seconds=job.seconds, batch=job.batch)
         for name, (value, skipped) in job.values.items():
-            store.add_value(method=m.name, weights_id=m.weights_id, id=row["id"], type=row["type"],
+            store.add_value(method=m.name, weights_id=m.weights_id, id=row["id"], lq_sha256=row["sha256"],
+                            gt_sha256=row["gt_sha256"], type=row["type"],
                             split=row["split"], name=row["name"], metric=name, value=value, skipped=skipped)
         self.since_flush += 1
         if self.since_flush >= FLUSH_EVERY and time.monotonic() - self.last_flush >= FLUSH_MIN_S:

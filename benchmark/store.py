@@ -7,7 +7,7 @@ computes only what is missing:
 - ``outputs.parquet``: method, weights_id, id, lq_sha256, output_path, output_sha256, seconds
   (per image: the time of the restoring call divided by its number of images), batch (images
   in that call)
-- ``per_image.parquet``: method, weights_id, id, type, split, name, metric, value, skipped
+- ``per_image.parquet``: method, weights_id, id, lq_sha256, gt_sha256, type, split, name, metric, value, skipped
   (long format; ``skipped`` is the reason when the metric could not score the image, whose
   value is then NaN, and "" otherwise). inf (a perfect PSNR) and NaN are stored as floats.
 - ``per_set.parquet``: method, weights_id, type, split, metric, value, n, ids_hash (FID, KID)
@@ -26,9 +26,12 @@ import pandas as pd
 from builders.io import atomic_write_bytes
 
 OUTPUT_COLUMNS = ("method", "weights_id", "id", "lq_sha256", "output_path", "output_sha256", "seconds", "batch")
-VALUE_COLUMNS = ("method", "weights_id", "id", "type", "split", "name", "metric", "value", "skipped")
+VALUE_COLUMNS = ("method", "weights_id", "id", "lq_sha256", "gt_sha256", "type", "split", "name", "metric", "value",
+                 "skipped")
 OUTPUT_KEY = ["method", "weights_id", "id", "lq_sha256"]
-VALUE_KEY = ["method", "weights_id", "id", "metric"]
+# The LQ and GT digests are part of a value's key: a corrected GT (or LQ) is scored again,
+# never served from the cache.
+VALUE_KEY = ["method", "weights_id", "id", "lq_sha256", "gt_sha256", "metric"]
 SET_COLUMNS = ("method", "weights_id", "type", "split", "metric", "value", "n", "ids_hash")
 SET_KEY = ["method", "weights_id", "type", "split", "metric"]
 TABLES = (("outputs", OUTPUT_COLUMNS, OUTPUT_KEY), ("per_image", VALUE_COLUMNS, VALUE_KEY), ("per_set", SET_COLUMNS, SET_KEY))
@@ -43,7 +46,11 @@ def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
 
 def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     if path.exists():
-        return pd.read_parquet(path)
+        df = pd.read_parquet(path)
+        for c in columns:  # a table from an older version: its rows match no current key
+            if c not in df.columns:
+                df[c] = ""
+        return df
     return _empty(columns)
 
 
@@ -129,8 +136,9 @@ class ResultStore:
     def output(self, method: str, weights_id: str, item_id: str, lq_sha256: str) -> dict | None:
         return self._out_idx.get((method, weights_id, item_id, lq_sha256))
 
-    def has_value(self, method: str, weights_id: str, item_id: str, metric: str) -> bool:
-        return (method, weights_id, item_id, metric) in self._val_idx
+    def has_value(self, method: str, weights_id: str, item_id: str, lq_sha256: str, gt_sha256: str,
+                  metric: str) -> bool:
+        return (method, weights_id, item_id, lq_sha256, gt_sha256, metric) in self._val_idx
 
     def set_value(self, method: str, weights_id: str, task: str, split: str, metric: str, ids_hash: str) -> float | None:
         sets = self.sets

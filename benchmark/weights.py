@@ -219,6 +219,7 @@ def _method_entries(text: str) -> list[str]:
     for n in names:
         spec = SPECS[n].spec
         out += [spec.weights or n] + ([spec.daclip_weights] if spec.uses_daclip else [])
+        out += [entry for _role, entry in spec.extra]  # InstructIR's head, OneRestore's embedder
     return list(dict.fromkeys(out))
 
 

@@ -57,3 +57,22 @@ def hub_unreachable(timeout: float = 2.0) -> str | None:
         return f"no answer from {url} within {timeout:g} s"
     except OSError as exc:
         return f"cannot connect to {url} ({exc.strerror or exc})"
+
+
+class HubUnreachable(OSError):
+    """The files are not cached and the hub cannot be reached (the message says why)."""
+
+
+def from_pretrained(cls, ref: str, **kw):
+    """``cls.from_pretrained(ref)`` (a transformers class), cache first: no network round trip
+    (and no retry delay offline) when the files are here; HubUnreachable in a second or two
+    when they are not and the hub cannot be reached; the offline variables are obeyed."""
+    try:
+        return cls.from_pretrained(ref, local_files_only=True, **kw)
+    except OSError:
+        if offline():
+            raise
+    reason = hub_unreachable()
+    if reason:
+        raise HubUnreachable(reason)
+    return cls.from_pretrained(ref, **kw)

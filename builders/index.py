@@ -19,6 +19,7 @@ files without a partner are listed in the report and left out.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -50,6 +51,38 @@ def _size(path: Path) -> tuple[int, int] | str:
         return f"cannot read: {exc}"
 
 
+def _inside(root: Path, path: Path) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _links(root: Path, max_depth: int = 6) -> list[dict]:
+    """Every symlink under ``root`` (not followed while looking): path, target and what --index
+    does with it. Symlinked folders are not searched for type folders (a link could make the
+    walk loop or leave DIR); LQ/GT files and folders that are links are used when they resolve
+    inside DIR and refused otherwise (set when the pairs are checked)."""
+    found = []
+    base = len(root.parts)
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+        for n in sorted(dirnames + filenames):
+            p = d / n
+            if not p.is_symlink():
+                continue
+            target = os.path.realpath(p)
+            if not _inside(root, p):
+                action = "refused: resolves outside the root"
+            elif p.is_dir() and n not in ("LQ", "GT"):
+                action = "skipped: a symlinked folder is not searched"
+            else:
+                action = "used: resolves inside the root"
+            found.append({"path": str(p), "target": target, "action": action})
+        if len(d.parts) - base >= max_depth:
+            dirnames[:] = []
+    return found
+
+
 def index_folder(root: str | Path, *, force: bool = False, prompts: dict[str, str] | None = None) -> str:
     """Index ``root`` in place; returns a one-paragraph summary. UserError when refused.
 
@@ -73,6 +106,7 @@ def _index_locked(root: Path, force: bool, prompts: dict[str, str]) -> str:
                         "folder name such as noisy or underwater, e.g. val/underwater/LQ and val/underwater/GT)")
     for d, _split, task in found:
         check_type_name(task, f"--index {root}: folder {d.relative_to(root).as_posix()}")
+    links = _links(root)
     res = PairingResult()
     layout, warnings = [], []
     for d, split_dir, task in found:
@@ -90,6 +124,15 @@ def _index_locked(root: Path, force: bool, prompts: dict[str, str]) -> str:
             res.problems.append({"kind": "duplicate-name", "file": str(p.lq), "detail": f"same id {pid} as {seen[pid]}"})
             continue
         seen[pid] = p.lq
+        outside = [f for f in (p.lq, p.gt) if not _inside(root, f)]
+        if outside:  # a link out of DIR: its file would be read, and published with the results
+            for f in outside:
+                if not any(entry["path"] == str(f) or str(f).startswith(entry["path"] + os.sep) for entry in links):
+                    links.append({"path": str(f), "target": os.path.realpath(f), "action": "refused"})
+                for entry in links:
+                    if entry["path"] == str(f) or str(f).startswith(entry["path"] + os.sep):
+                        entry["action"] = "refused: resolves outside the root; the pair is left out"
+            continue
         lq_size, gt_size = _size(p.lq), _size(p.gt)
         if isinstance(lq_size, str) or isinstance(gt_size, str):
             refused.append({"id": pid, "kind": "unreadable", "lq": str(p.lq), "gt": str(p.gt),
@@ -107,7 +150,7 @@ def _index_locked(root: Path, force: bool, prompts: dict[str, str]) -> str:
                      "sha256": sha256_file(p.lq), "gt_sha256": sha256_file(p.gt)})
     counts = Counter(f"{r['split']}/{r['type']}" for r in rows)
     report = {"root": str(root), "layout": layout, "pairs": len(rows), "refused": refused,
-              "unpaired": res.problems, "counts": dict(sorted(counts.items()))}
+              "unpaired": res.problems, "counts": dict(sorted(counts.items())), "links": links}
     atomic_write_text(root / REPORT_NAME, json.dumps(report, indent=1, sort_keys=True))
     if refused:
         first = refused[0]
@@ -122,6 +165,8 @@ def _index_locked(root: Path, force: bool, prompts: dict[str, str]) -> str:
     lines = [*warnings, f"{root}: indexed {len(rows)} pairs in place ({', '.join(f'{k} {v}' for k, v in report['counts'].items())}); "
              f"manifest {mf.manifest_path(root)}",
              "  vocabulary: " + ", ".join(t if p == t else f"{t} ({p!r})" for t, p in zip(vocab.types, vocab.prompts))]
+    for entry in links:  # every symlink met, and what was done with it
+        lines.append(f"  link {entry['path']} -> {entry['target']}: {entry['action']}")
     if res.problems:
         lines.append(f"  {len(res.problems)} files without a partner were left out (see {root / REPORT_NAME}), e.g. "
                      f"{res.problems[0]['file']}: {res.problems[0]['detail']}")

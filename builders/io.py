@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +19,20 @@ import numpy as np
 from PIL import Image
 
 from .errors import UserError
+
+
+def _umask() -> int:
+    """The process umask (read without changing it where the kernel tells: Linux >= 4.7)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but only here)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -29,6 +44,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    # mkstemp creates 0600 and os.replace keeps that mode: give the file what a plain open()
+    # would (0666 less the umask), so a shared dataset or a served report stays readable.
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     try:
         yield Path(tmp)
@@ -115,18 +133,52 @@ def _to_rgb(im: Image.Image, path: Path, alpha: str = "refuse") -> np.ndarray:
     return np.ascontiguousarray(rgba[..., :3])
 
 
-def read_image(path: str | os.PathLike, *, upright: bool = False, alpha: str = "refuse") -> np.ndarray:
+#: Largest image decoded without being asked (pixels). A 12000x12000 PNG compresses to a few
+#: hundred KB but decodes to 432 MB of uint8 and gigabytes of float: the size is checked from
+#: the header, before any decoding. Commands raise it with --max-megapixels.
+MAX_PIXELS = 64_000_000
+# Our limit replaces Pillow's (warning at 89 MP, error at 179 MP): it is checked, and can be raised.
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+Image.MAX_IMAGE_PIXELS = None
+
+
+def add_pixel_limit_option(parser) -> None:
+    """The one ``--max-megapixels`` option of the commands that read images (``pixel_limit`` reads it)."""
+    parser.add_argument("--max-megapixels", type=float, default=MAX_PIXELS / 1e6, metavar="MP",
+                        help=f"refuse larger images, from their header (default {MAX_PIXELS / 1e6:g}; 0: no limit)")
+
+
+def pixel_limit(megapixels: float) -> int | None:
+    """Pixels for --max-megapixels (0: no limit); UserError for a negative value."""
+    if megapixels < 0:
+        raise UserError(f"--max-megapixels must be >= 0 (0: no limit), got {megapixels:g}")
+    return None if megapixels == 0 else int(megapixels * 1_000_000)
+
+
+def check_pixels(path: str | os.PathLike, width: int, height: int, max_pixels: int | None = MAX_PIXELS) -> None:
+    """UserError naming the file when width x height is over ``max_pixels`` (None: no limit)."""
+    if max_pixels is not None and width * height > max_pixels:
+        need = -(-width * height // 1_000_000)
+        raise UserError(f"{path} is {width}x{height} ({width * height / 1e6:.1f} megapixels), over the limit of "
+                        f"{max_pixels / 1e6:g} megapixels; raise it with --max-megapixels {need} if this machine "
+                        "has the memory")
+
+
+def read_image(path: str | os.PathLike, *, upright: bool = False, alpha: str = "refuse",
+               max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Read any image Pillow can decode as an HxWx3 uint8 RGB array (see :func:`_to_rgb` for the modes).
 
     ``upright``: turn it by its EXIF orientation first, as photo viewers show it (dataset files
     are read as stored). ``alpha``: "refuse" real transparency, or "drop" the alpha channel.
+    ``max_pixels``: larger images are refused from their header, before decoding (None: no limit).
     """
     if alpha not in ("refuse", "drop"):
         raise ValueError(f"alpha must be 'refuse' or 'drop', got {alpha!r}")
     path = Path(path)
     try:
         with Image.open(path) as im:
-            if upright:
+            check_pixels(path, *im.size, max_pixels)
+            if upright and im.getexif().get(0x0112, 1) != 1:  # only when turned: the call copies the image
                 from PIL import ImageOps
 
                 im = ImageOps.exif_transpose(im)

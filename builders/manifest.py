@@ -83,7 +83,51 @@ def read_manifest(root: str | Path, *, required: bool = True) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"manifest {path} lacks columns {missing}")
+    check_paths(root, df, path)
     return df
+
+
+def check_paths(root: str | Path, df: pd.DataFrame, where: str | Path = "") -> None:
+    """UserError naming the row when an ``lq_path``/``gt_path`` could reach a file outside ``root``:
+    an absolute path, a ``..`` part, or a symlink (file or folder) resolving outside it.
+
+    A manifest is data that travels (an HF export, a colleague's folder, a downloaded index):
+    without this a row could publish any readable file through the run's outputs and report.
+    Missing files are left to the reader (the runner names them). Folders are resolved once each.
+    """
+    import os
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    root = Path(root)
+    real_root = os.path.realpath(root)
+    where = where or manifest_path(root)
+    resolved: dict[str, str] = {}
+
+    def inside(real: str) -> bool:
+        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+    for rid, lq, gt in zip(df["id"], df["lq_path"], df["gt_path"]):
+        for col, rel in (("lq_path", lq), ("gt_path", gt)):
+            text = str(rel)
+            bad = ""
+            if not text or PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() \
+                    or PureWindowsPath(text).drive:
+                bad = "is absolute" if text else "is empty"
+            elif ".." in PurePosixPath(text.replace("\\", "/")).parts:
+                bad = "goes up with '..'"
+            else:
+                parent = os.path.dirname(text)
+                if parent not in resolved:
+                    resolved[parent] = os.path.realpath(root / parent)
+                real = resolved[parent]
+                full = root / text
+                if os.path.islink(full):
+                    real = os.path.realpath(full)
+                if not inside(real):
+                    bad = f"resolves through a symlink to {real}, outside the root"
+            if bad:
+                raise UserError(f"manifest {where}: row {rid!r}: {col} {text!r} {bad}; a manifest may only name "
+                                f"files inside its dataset root {root}")
 
 
 def select(root: str | Path, split: str | Iterable[str] | None = None, types: Iterable[str] | None = None, *,

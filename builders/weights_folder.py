@@ -57,6 +57,16 @@ class WeightsEntry:
     format: str = ""
     subdir: str | None = None
     used_by: tuple[str, ...] = ()  # metric names
+    #: Path inside the hub repo when it is not ``filename`` (e.g. ``ckpts/x.tar``).
+    hf_path: str = ""
+    #: A page to download the file from by hand (a Drive folder): never fetched automatically.
+    page: str = ""
+    #: The method this file is a release of, the protocol it was trained for (3d, 5d, cdd11,
+    #: 7d, 12d, ...) and its role when a method loads several files ("" for the network).
+    method: str = ""
+    protocol: str = ""
+    role: str = ""
+    licence: str = ""
 
     @property
     def key(self) -> str:
@@ -65,8 +75,10 @@ class WeightsEntry:
     @property
     def source(self) -> str:
         if self.hf_repo:
-            return f"https://huggingface.co/{self.hf_repo} ({self.filename})"
-        return self.url or "not published"
+            return f"https://huggingface.co/{self.hf_repo} ({self.hf_path or self.filename})"
+        if self.url:
+            return self.url
+        return f"{self.page} (by hand)" if self.page else "not published"
 
     def path(self, root: str | os.PathLike) -> Path:
         if self.subdir is not None:

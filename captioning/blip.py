@@ -15,7 +15,7 @@ import torch
 
 from builders.errors import UserError
 from daclip.precision import choices as precision_choices, parse_precision, precision_dtype, resolve_precision
-from builders.hub import hub_unreachable, offline
+from builders.hub import HubUnreachable, from_pretrained as _from_pretrained
 from daclip.device import check_device
 
 DEFAULT_MODEL = "Salesforce/blip-image-captioning-large"
@@ -45,25 +45,6 @@ def _how_to_get(model: str) -> str:
         f"--local-dir blip-large` (or `hf download`), copy the folder here and pass --model "
         f"blip-large, or copy the HF cache (~/.cache/huggingface/hub) and keep --model {model}"
     )
-
-
-class HubUnreachable(OSError):
-    """The files are not cached and the hub cannot be reached (the message says why)."""
-
-
-def _from_pretrained(cls, ref: str, **kw):
-    # Cache first: no network round trip (and no retry delay offline) when the files are here.
-    try:
-        return cls.from_pretrained(ref, local_files_only=True, **kw)
-    except OSError:
-        if offline():
-            raise
-
-    # Ask once, in a second or two, instead of letting the hub client retry for a minute.
-    reason = hub_unreachable()
-    if reason:
-        raise HubUnreachable(reason)
-    return cls.from_pretrained(ref, **kw)
 
 
 def load_blip(model: str):

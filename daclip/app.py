@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass, field
 
 from builders.errors import UserError, cli_entry
+from builders.io import MAX_PIXELS, add_pixel_limit_option, pixel_limit
 from builders.tasks import DEGRADATIONS
 
 AUTO = "auto (DA-CLIP)"
@@ -45,6 +46,9 @@ class DemoConfig:
     daclip: str | None = None
     daclip_model: str = ""
     device: str | None = None
+    #: Uploads larger than this (pixels) are refused from their header, before decoding: one
+    #: request must not take the server's memory (a 140 KB PNG can hold 144 megapixels).
+    max_pixels: int | None = MAX_PIXELS
 
 
 def available_methods(cfg: DemoConfig) -> tuple[dict[str, str], dict[str, str]]:
@@ -72,7 +76,7 @@ def restore_for_demo(cfg: DemoConfig, image, method: str, task: str):
         raise UserError("upload an image first")
     chosen = None if task in (None, "", AUTO) else task
     r = get_restorer(method, weights=cfg.weights.get(method), options={}, task=chosen, daclip=cfg.daclip,
-                     daclip_model=cfg.daclip_model, device=cfg.device)
+                     daclip_model=cfg.daclip_model, device=cfg.device, max_pixels=cfg.max_pixels)
     out = r(image)
     label = out.probabilities if out.probabilities is not None else NO_PREDICTION
     return out.image, label
@@ -104,7 +108,9 @@ def build_app(cfg: DemoConfig):
             method = gr.Radio(names, value=names[0] if names else None, label="Method", elem_id="method")
             task = gr.Radio(tasks, value=tasks[0], label="Degradation type (for type-aware methods)", elem_id="task")
         with gr.Row():
-            inp = gr.Image(type="numpy", image_mode="RGB", format="png", sources=["upload", "clipboard"],
+            # The upload's path, not its pixels: Gradio would decode any size before we could look
+            # at the header; daclip.restore reads it (upright, alpha dropped) within the limit.
+            inp = gr.Image(type="filepath", image_mode=None, format="png", sources=["upload", "clipboard"],
                            label="Input", elem_id="input")
             out = gr.Image(type="numpy", format="png", label="Restored", interactive=False, elem_id="output")
         with gr.Row():
@@ -138,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda (default: the GPU when there is one)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
+    add_pixel_limit_option(p)
     return p
 
 
@@ -155,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--daclip: no such file: {args.daclip}")
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be in 1..65535, got {args.port}")
-    cfg = DemoConfig(weights=weights, daclip=args.daclip, daclip_model=args.daclip_model, device=args.device)
+    cfg = DemoConfig(weights=weights, daclip=args.daclip, daclip_model=args.daclip_model, device=args.device,
+                     max_pixels=pixel_limit(args.max_megapixels))
     ready, missing = available_methods(cfg)
     if missing:
         print(f"not offered (no weights; give --weights METHOD=PATH): {', '.join(missing)}", file=sys.stderr)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .families import AirNet, Diffusion, Direct, Family
+from .families import AirNet, Diffusion, Direct, Family, Instructed, RouterNoise, SceneConditioned
 from .inference import Fit
 from .methods import NetSpec, NetworkMethod
 from .registry import register_method
@@ -83,12 +83,43 @@ SPECS: dict[str, MethodEntry] = {
     "airnet": MethodEntry(NetSpec("airnet", Fit("reflect", 16), call="restore", protocol="pad",
                        protocols=(("crop", Fit("crop", 16)),)), AirNet, "AirNet",
                f"AirNet; {_PAD_OR_CROP} (pad: to a multiple of 16)"),
+    # The field's released all-in-one models: each network fits the input size itself, only as
+    # much as its architecture needs (no outer padding); the ``release`` option picks the file
+    # of a protocol (daclip.weights.release_for).
+    "adair": MethodEntry(NetSpec("adair", Fit("none", 1), weights="adair-5d", padding="reflect to 8 inside the network",
+                                 conditioning="blind"), Direct, "AdaIR",
+                         "AdaIR (adair5d.ckpt; release=3d for adair3d.ckpt), blind"),
+    "moce-ir": MethodEntry(NetSpec("moce-ir", Fit("none", 1), weights="moce-ir-5d",
+                                   padding="reflect to 8 inside the network", conditioning="blind"), RouterNoise,
+                           "MoCE-IR", "MoCE-IR (last.ckpt of AIO5; release=3d|cdd11), blind; eval-time router noise "
+                                      "kept, seeded per image (option seed)"),
+    "moce-ir-s": MethodEntry(NetSpec("moce-ir-s", Fit("none", 1), weights="moce-ir-s-5d",
+                                     padding="reflect to 8 inside the network", conditioning="blind"), RouterNoise,
+                             "MoCE-IR-S", "MoCE-IR-S (dim 32; release=3d|5d|cdd11), as moce-ir"),
+    "instructir": MethodEntry(NetSpec("instructir", Fit("none", 1), weights="instructir-7d",
+                                      extra=(("lm", "instructir-lm-7d"),),
+                                      padding="zero to 16 inside the network (upstream)", conditioning="instructed"),
+                              Instructed, "InstructIR",
+                              "InstructIR 7D (im_ + lm_instructir-7d.pt, weights='IM,LM'), instruction-driven: a fixed "
+                              "instruction per type, or option prompt='...'; text encoder TaylorAI/bge-micro-v2 "
+                              "(HF cache)"),
+    "onerestore": MethodEntry(NetSpec("onerestore", Fit("none", 1), weights="onerestore-cdd11",
+                                      extra=(("embedder", "onerestore-embedder"),), padding="none (any size)",
+                                      conditioning="blind"), SceneConditioned, "OneRestore",
+                              "OneRestore (onerestore_cdd-11.tar + embedder_model.tar, weights='NET,EMBEDDER'; "
+                              "release=real|lol|reside-ots|rain1200|snow100k), blind via the embedder, or option "
+                              "scene=TYPE"),
+    "maskdcpt-nafnet": MethodEntry(NetSpec("maskdcpt-nafnet", Fit("none", 1), weights="maskdcpt-nafnet-5d",
+                                           padding="reflect to 16 inside the network (BasicSR's test)",
+                                           conditioning="blind"), Direct, "MaskDCPT (NAFNet)",
+                                   "MaskDCPT's NAFNet (nafnet_maskdcpt_5d.pth; release=12d), BasicSR params_ema "
+                                   "first, blind"),
 }
 
 
 def _register(name: str, entry: MethodEntry) -> None:
     def factory(weights: str | None = None, **options) -> NetworkMethod:
-        method = entry.family.method(entry.spec, weights=weights, **options)
+        method = entry.family.method(entry.spec, weights=weights, name=name, **options)
         method.name = name
         method.display_name = entry.display
         return method

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from .inference import DaclipConditioner, apply_fitted
-from .methods import DiffusionMethod, NetSpec, NetworkMethod, daclip_contexts
+from .methods import (DiffusionMethod, InstructIRMethod, NetSpec, NetworkMethod, OneRestoreMethod, RouterNoiseMethod,
+                      daclip_contexts)
 from .sde import IRSDE, make_generator
 
 
@@ -23,6 +24,9 @@ class Family:
     method: type[NetworkMethod] = NetworkMethod
     #: Training batches carry a second LQ view ("lq_key"), for a contrastive degradation encoder.
     key_view: bool = False
+    #: ``daclip.train_ir`` can train it (the released zoo models that need an instruction or a
+    #: scene vector per image are evaluated here, not trained).
+    trainable: bool = True
 
     def __init__(self, spec: NetSpec, conditioner: DaclipConditioner | None = None):
         self.spec = spec
@@ -86,3 +90,23 @@ class AirNet(Family):
     def restore(self, net, lq, gen, steps):
         inner = net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
         return apply_fitted(lambda x: inner.restore(x).float(), [lq], self.spec.fit)
+
+
+class RouterNoise(Direct):
+    """MoCE-IR: trained as a direct network; its method seeds the routers' eval noise per image."""
+
+    method = RouterNoiseMethod
+
+
+class Instructed(Family):
+    """InstructIR: ``net(x, txtembd)`` with a text embedding per image (evaluated, not trained here)."""
+
+    method = InstructIRMethod
+    trainable = False
+
+
+class SceneConditioned(Family):
+    """OneRestore: ``net(x, embedding)`` with a scene vector per image (evaluated, not trained here)."""
+
+    method = OneRestoreMethod
+    trainable = False

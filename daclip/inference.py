@@ -202,6 +202,55 @@ def tiled_apply(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor],
     return out / weight
 
 
+def tiled_rows(fn: Callable[..., torch.Tensor], img: np.ndarray, tiling: Tiling, device: torch.device | str = "cpu",
+               *, per_image: dict[str, torch.Tensor] | None = None, tile_batch: int = 1) -> np.ndarray:
+    """:func:`tiled_apply` on one HxWx3 uint8 image, one row of tiles at a time, into uint8.
+
+    The same tiles, ramps and order of additions as tiled_apply (so the same pixels), but never
+    a float copy of the whole image: only the current row of tiles is held in float (the rows it
+    shares with the next row are carried over), and each finished band of rows is rounded into
+    the uint8 output at once. Peak memory: the uint8 input and output plus two tile rows.
+    """
+    per_image = per_image or {}
+    h, w = img.shape[:2]
+    th, tw = min(tiling.tile, h), min(tiling.tile, w)
+    ys, xs = _starts(h, th, tiling.overlap), _starts(w, tw, tiling.overlap)
+    out = np.empty_like(img)
+    carry = None
+    for iy, y in enumerate(ys):
+        acc = weight = None
+        lo_y = (ys[iy - 1] + th - y) if iy > 0 else 0
+        hi_y = (y + th - ys[iy + 1]) if iy + 1 < len(ys) else 0
+        for chunk in batched(list(enumerate(xs)), tile_batch):
+            tiles = [to_tensor(img[y:y + th, x:x + tw], device) for _, x in chunk]
+            extra = per_image if len(chunk) == 1 else \
+                {k: v.repeat(len(chunk), *([1] * (v.dim() - 1))) for k, v in per_image.items()}
+            pieces = fn(tiles[0] if len(tiles) == 1 else torch.cat(tiles), **extra)
+            for k, (ix, x) in enumerate(chunk):
+                piece = pieces[k:k + 1]
+                if acc is None:
+                    acc = piece.new_zeros(1, piece.shape[1], th, w)
+                    weight = piece.new_zeros(1, 1, th, w)
+                    if carry is not None:  # partial sums of the rows shared with the row above
+                        py, pacc, pweight = carry
+                        shared = py + th - y
+                        if shared > 0:
+                            acc[..., :shared, :] = pacc[..., y - py:, :]
+                            weight[..., :shared, :] = pweight[..., y - py:, :]
+                lo_x = (xs[ix - 1] + tw - x) if ix > 0 else 0
+                hi_x = (x + tw - xs[ix + 1]) if ix + 1 < len(xs) else 0
+                wy = _ramp(th, lo_y, hi_y, piece.device, piece.dtype)
+                wx = _ramp(tw, lo_x, hi_x, piece.device, piece.dtype)
+                win = (wy[:, None] * wx[None, :])[None, None]
+                acc[..., x:x + tw] += piece * win
+                weight[..., x:x + tw] += win
+        end = ys[iy + 1] if iy + 1 < len(ys) else h  # rows no later tile touches
+        band = acc[..., :end - y, :] / weight[..., :end - y, :]
+        out[y:end] = to_uint8(band)
+        carry = (y, acc, weight)
+    return out
+
+
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive lists of ``size`` items (the last one shorter)."""
     if size < 1:

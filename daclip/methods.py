@@ -10,6 +10,9 @@ nafnet-degradation  NAFNet conditioned on the DA-CLIP degradation embedding only
 promptir       PromptIR
 restormer      Restormer
 airnet         AirNet
+adair, moce-ir, moce-ir-s, instructir, onerestore, maskdcpt-nafnet
+               the field's released all-in-one models, loading the authors' own files; the
+               ``release`` option (3d, 5d, cdd11, 7d, 12d, ...) picks a method's file for a protocol
 
 Weights: ``weights`` (the ``--weights name=PATH`` override) or the weights table / cache
 (:mod:`daclip.weights`). Methods conditioned by DA-CLIP need a second file: pass
@@ -48,12 +51,13 @@ from .inference import (
     apply_fitted,
     resolve_daclip_amp,
     tiled_apply,
+    tiled_rows,
     to_tensor,
 )
 from .precision import parse_precision, precision_dtype
 from .registry import Method, MethodUnavailable
 from .sde import SAMPLERS, IRSDE, SDEConfig, image_seed, make_generator
-from .weights import WeightsUnavailable, resolve_weights, weights_id
+from .weights import WEIGHTS, WeightsUnavailable, release_for, releases, resolve_weights, weights_id
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "eager")
 GPU_TILE_BATCH = 8  # tiles x images per network call on a GPU when net_batch is 0
@@ -81,6 +85,12 @@ class NetSpec:
     #: Diffusion methods: the SDE and the default sampler.
     sde: SDEConfig | None = None
     sampler: str = "posterior"
+    #: Other files the method loads: (role, weights entry), e.g. InstructIR's language head.
+    extra: tuple[tuple[str, str], ...] = ()
+    #: How the network fits any input size itself (recorded in the settings), e.g. "reflect to 8".
+    padding: str = ""
+    #: Blind, or how it is told what to do (recorded in the settings).
+    conditioning: str = ""
 
 
 @dataclass
@@ -93,6 +103,8 @@ class MethodOptions:
     daclip_model: str = ""  # open_clip name, toolkit config (tiny) or file; default: recorded, else the method's
     daclip_amp: str = "auto"
     protocol: str = ""
+    #: The protocol whose release to load (3d, 5d, cdd11, 7d, 12d, ...; see daclip.weights.releases).
+    release: str = ""
     tile: int = 768
     overlap: int = 64
     max_pixels: int = 1280 * 1280
@@ -119,7 +131,7 @@ class MethodOptions:
         """Options that differ from the defaults and can change restored pixels."""
         default = MethodOptions()
         # daclip_amp and protocol are recorded by the method once resolved (see settings).
-        skip = {"device", "daclip_weights", "daclip_model", "daclip_amp", "protocol", "weights_dir"}
+        skip = {"device", "daclip_weights", "daclip_model", "daclip_amp", "protocol", "weights_dir", "release"}
         out = {f.name: getattr(self, f.name) for f in fields(self)
                if f.name not in skip and getattr(self, f.name) != getattr(default, f.name)}
         return out
@@ -191,12 +203,35 @@ class NetworkMethod(Method):
     """A feed-forward restoration network (optionally DA-CLIP-conditioned)."""
 
     batched = True
+    #: Options only a sampling (diffusion) method uses.
+    SAMPLING_OPTIONS = ("steps", "sampler", "clip_x0")
+    DACLIP_OPTIONS = ("daclip_weights", "daclip_model", "daclip_amp")
+    samples = False
+    #: True when outputs depend on random draws (a sampler, or MoCE-IR's router noise): the
+    #: ``seed`` option is then used and recorded.
+    draws_noise = False
+    #: Feed-forward: a large image can go through in rows of tiles (a sampler cannot: every
+    #: step needs the whole current state).
+    streams = True
 
-    def __init__(self, spec: NetSpec, weights: str | None = None, **options):
+    def __init__(self, spec: NetSpec, weights: str | None = None, *, name: str = "", **options):
         self.spec = spec
         self.uses_daclip = spec.uses_daclip
         self.opts = MethodOptions.parse(options)
         self.weights_path, self.daclip_path = _split_weights(weights, self.opts.daclip_weights)
+        # An option or a weights file the method would ignore is refused by name: a run that
+        # looks configured must be.
+        who = f"method {name or spec.network!r}"
+        unused = [k for k in options if (k in self.SAMPLING_OPTIONS and not self.samples)
+                  or (k == "seed" and not self.draws_noise)
+                  or (k in self.DACLIP_OPTIONS and not spec.uses_daclip)]
+        if unused:
+            raise UserError(f"{who} does not use option {', '.join(unused)} "
+                            + ("(it has no sampler)" if not self.samples else "(it is not conditioned by DA-CLIP)"))
+        if self.draws_noise:
+            self.seed = self.opts.seed
+        if self.daclip_path and not (spec.uses_daclip or spec.extra) and weights and "," in weights:
+            raise UserError(f"{who} uses one weights file; {self.daclip_path} (after the comma) would be ignored")
         protocols = {spec.protocol: spec.fit, **dict(spec.protocols)} if spec.protocol else {}
         if self.opts.protocol and self.opts.protocol not in protocols:
             choices = ", ".join(protocols) if protocols else "none: this method has one input protocol"
@@ -231,13 +266,42 @@ class NetworkMethod(Method):
         cfg.update(self.opts.extra)
         return cfg
 
+    def weights_entry(self, role: str = "") -> str:
+        """The weights-table entry to load for ``role``: the ``release`` option's file when set."""
+        default = dict(self.spec.extra).get(role, "") if role else (self.spec.weights or self.name or self.spec.network)
+        if not self.opts.release:
+            return default
+        entry = release_for(self.name or self.spec.network, self.opts.release, role)
+        if entry is not None:
+            return entry.name
+        if role and not releases(self.name, role):
+            return default  # a file shared by every release (OneRestore's embedder)
+        known = ", ".join(releases(self.name or self.spec.network)) or "none"
+        raise MethodUnavailable(f"{self.name}: no release for protocol {self.opts.release!r} (releases: {known})")
+
+    def _release_setting(self, entry: str, path: Path, override: str | None) -> str | None:
+        """"file (protocol)" of the loaded release, for the settings (None for methods without releases)."""
+        e = WEIGHTS.get(entry)
+        if e is None or not e.method:
+            return None
+        if override:
+            return f"{Path(override).name} (--weights)"
+        return f"{e.filename} ({e.protocol})" if e.protocol else e.filename
+
     def prepare(self, device: str = "cpu") -> None:
         from .networks.loading import load_network
 
         self.device = torch.device(self.opts.device or device)
-        entry = self.spec.weights or self.name or self.spec.network
+        entry = self.weights_entry()
         path = self._resolve(entry, self.weights_path)
-        self.net = load_network(self.spec.network, path, **self._network_config(path)).to(self.device).eval()
+        cfg = self._network_config(path)
+        try:
+            self.net = load_network(self.spec.network, path, **cfg).to(self.device).eval()
+        except TypeError as exc:  # an --option the network does not take
+            if not self.opts.extra:
+                raise
+            raise UserError(f"method {self.name!r}: option {', '.join(self.opts.extra)} is not a setting of the "
+                            f"{self.spec.network} network ({exc})") from None
         self.num_params = sum(p.numel() for p in self.net.parameters())
         wid = weights_id(path)
         if self.spec.uses_daclip:
@@ -266,6 +330,16 @@ class NetworkMethod(Method):
             changed["daclip_amp"] = self.conditioner.amp
         if self.protocol:
             changed["protocol"] = self.protocol
+        release = self._release_setting(entry, path, self.weights_path)
+        if release:
+            changed["release"] = release
+        if self.spec.padding:
+            changed["padding"] = self.spec.padding
+        if self.spec.conditioning:
+            changed["conditioning"] = self.spec.conditioning
+        loaded = getattr(self.net, "loaded_from", None) or {}
+        if release and loaded.get("entries"):
+            changed["container"] = " > ".join(loaded["entries"])  # which form of the file was met
         self.settings = dict(changed)
         self.weights_id = _digest(wid, json.dumps(changed, sort_keys=True, default=str)) if changed else wid
 
@@ -352,6 +426,17 @@ class NetworkMethod(Method):
         for i, img in enumerate(lqs):
             groups.setdefault(img.shape, []).append(i)
         for idx in groups.values():
+            h, w = lqs[idx[0]].shape[:2]
+            if self.streams and not self.tiling.whole(h, w) and self._images_per_call(len(idx)) == 1:
+                # Too large to run whole, and one image per call: one row of tiles at a time, so
+                # memory stays bounded by the uint8 image (tiled_apply would hold it in float).
+                # (net_batch > 1 keeps tiled_apply: its tiles of several images share calls.)
+                run, fit = self._call(), self.fit
+                for i in idx:
+                    ctx = self._contexts(to_tensor(lqs[i], self.device)) if self.conditioner is not None else {}
+                    out[i] = tiled_rows(lambda x, **c: apply_fitted(lambda xx: run(xx, **c), [x], fit), lqs[i],
+                                        self.tiling, self.device, per_image=ctx, tile_batch=self._tile_batch(1))
+                continue
             step = self._images_per_call(len(idx))
             for start in range(0, len(idx), step):
                 part = idx[start:start + step]
@@ -375,10 +460,9 @@ class DiffusionMethod(NetworkMethod):
 
     #: Part of the cache key: outputs of older runs drew one noise stream per batch.
     noise_scheme = "per-image-generator"
-
-    def __init__(self, spec: NetSpec, weights: str | None = None, **options):
-        super().__init__(spec, weights, **options)
-        self.seed = self.opts.seed
+    samples = True
+    draws_noise = True
+    streams = False
 
     def prepare(self, device: str = "cpu") -> None:
         super().prepare(device)
@@ -404,3 +488,161 @@ class DiffusionMethod(NetworkMethod):
 
         return sde.sample(noise_fn, lq, sampler=self.opts.sampler or self.spec.sampler,
                           generator=self.generators(lq.shape[0], keys), clip_x0=bool(self.opts.clip_x0))
+
+
+class RouterNoiseMethod(NetworkMethod):
+    """MoCE-IR: its routers add noise in eval too (upstream keeps it; so does this port). Each
+    image draws it from its own generator, seeded from the ``seed`` option and the image's id,
+    one image and one tile per network call, so an output never depends on the order or the
+    batch it came in (upstream seeds once per test run and is only correct at batch size 1)."""
+
+    noise_scheme = "per-image-generator"
+    draws_noise = True
+
+    def prepare(self, device: str = "cpu") -> None:
+        super().prepare(device)
+        self.settings["router_noise"] = f"kept; seeded per image from seed {self.opts.seed} and the image id"
+        self.weights_id = _digest(self.weights_id, self.noise_scheme, str(self.opts.seed))
+
+    def _images_per_call(self, n: int) -> int:
+        return 1
+
+    def _tile_batch(self, images: int) -> int:
+        return 1
+
+    def restore_tensor(self, lq: torch.Tensor, keys: list[str] | None = None) -> torch.Tensor:
+        outs = []
+        try:
+            for i in range(lq.shape[0]):
+                seed = image_seed(self.opts.seed, keys[i]) if keys is not None else self.opts.seed
+                # A CPU generator: the same draws on any device.
+                self.net.set_generator(make_generator(seed, "cpu"))
+                outs.append(super().restore_tensor(lq[i:i + 1]))
+        finally:
+            self.net.set_generator(None)
+        return torch.cat(outs)
+
+
+def _second_file(method: NetworkMethod, role: str) -> Path:
+    """The method's second file (``weights='NET,SECOND'`` or the table's entry for ``role``)."""
+    return method._resolve(method.weights_entry(role), method.daclip_path)
+
+
+class PerImageContextMethod(NetworkMethod):
+    """A network with a per-image input besides the image (a text or scene embedding): images
+    run one at a time, each with its own embedding, tiled when large."""
+
+    def image_context(self, lq: np.ndarray, task: str | None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _contexts(self, lq: torch.Tensor) -> dict:
+        return self._ctx
+
+    @torch.no_grad()
+    def restore_batch(self, lqs: list[np.ndarray], tasks: list[str] | None = None,
+                      keys: list[str] | None = None) -> list[np.ndarray]:
+        if self.net is None:
+            raise RuntimeError("call prepare() first")
+        out = []
+        for i, lq in enumerate(lqs):
+            self._ctx = self.image_context(lq, tasks[i] if tasks else None)
+            out += super().restore_batch([lq], None, None if keys is None else [keys[i]])
+        return out
+
+
+def _load_prompts(name: str) -> dict:
+    """A method's fixed instructions (``daclip/prompts/<name>.yaml``; not a DA-CLIP config)."""
+    import yaml
+
+    return yaml.safe_load((Path(__file__).parent / "prompts" / f"{name}.yaml").read_text(encoding="utf-8"))
+
+
+class InstructIRMethod(PerImageContextMethod):
+    """InstructIR: instruction -> bge-micro-v2 -> language head -> ``net(x, txtembd)``.
+
+    Each degradation type gets the fixed instruction of ``daclip/prompts/instructir.yaml``
+    (so the method is told the type: marked type-aware); the ``prompt`` option gives one
+    instruction for every image instead.
+    """
+
+    def __init__(self, spec: NetSpec, weights: str | None = None, **options):
+        self.prompt = str(options.pop("prompt", "") or "")
+        self.text_encoder = str(options.pop("text_encoder", "") or "")
+        super().__init__(spec, weights=weights, **options)
+        self.uses_task_label = not self.prompt
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def prepare(self, device: str = "cpu") -> None:
+        from builders.hub import HubUnreachable
+
+        from .networks.instructir import TEXT_ENCODER, InstructionEncoder
+        from .networks.loading import load_network
+
+        super().prepare(device)
+        lm_path = _second_file(self, "lm")
+        self.lm = load_network("instructir-lm", lm_path).to(self.device).eval()
+        name = self.text_encoder or TEXT_ENCODER
+        try:
+            self.encoder = InstructionEncoder(name, self.device)
+        except (HubUnreachable, OSError, ImportError) as exc:
+            raise MethodUnavailable(
+                f"{self.name}: text encoder {name!r} is not in the Hugging Face cache and cannot be loaded "
+                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); on a machine with internet run "
+                f"`huggingface-cli download {name}` and copy ~/.cache/huggingface/hub, or pass "
+                f"--option {self.name}:text_encoder=FOLDER") from None
+        prompts = _load_prompts("instructir")
+        self.instructions: dict[str, str] = dict(prompts["types"])
+        self.default_instruction: str = prompts["default"]
+        self.settings["language_head"] = lm_path.name
+        self.settings["text_encoder"] = name
+        self.settings["instruction"] = (repr(self.prompt) if self.prompt
+                                        else "fixed per type (daclip/prompts/instructir.yaml)")
+        self.weights_id = _digest(self.weights_id, weights_id(lm_path), name, self.prompt or json.dumps(
+            prompts, sort_keys=True))
+
+    def instruction(self, task: str | None) -> str:
+        if self.prompt:
+            return self.prompt
+        return self.instructions.get(task or "", self.default_instruction)
+
+    def image_context(self, lq: np.ndarray, task: str | None) -> dict[str, torch.Tensor]:
+        text = self.instruction(task)
+        if text not in self._cache:
+            self._cache[text] = self.lm(self.encoder([text]).to(self.device))[0]
+        return {"txtembd": self._cache[text]}
+
+
+class OneRestoreMethod(PerImageContextMethod):
+    """OneRestore: blind by default (the released embedder predicts one of its 12 scene types from
+    a 224 x 224 bilinear (antialiased, as PIL) resize); the ``scene`` option names the type."""
+
+    def __init__(self, spec: NetSpec, weights: str | None = None, **options):
+        self.scene = str(options.pop("scene", "") or "")
+        super().__init__(spec, weights=weights, **options)
+        self.uses_task_label = False
+        self.predicted: dict[str, int] = {}
+
+    def prepare(self, device: str = "cpu") -> None:
+        from .networks.loading import load_network
+        from .networks.onerestore import SCENE_TYPES
+
+        if self.scene and self.scene not in SCENE_TYPES:
+            raise UserError(f"option scene={self.scene!r}: choose from {', '.join(SCENE_TYPES)}")
+        super().prepare(device)
+        emb_path = _second_file(self, "embedder")
+        self.embedder = load_network("onerestore-embedder", emb_path).to(self.device).eval()
+        self.settings["embedder"] = emb_path.name
+        self.settings["conditioning"] = (f"scene type given: {self.scene}" if self.scene
+                                         else "blind (scene type predicted by the released embedder)")
+        self.settings["key_resize"] = "bilinear without antialias (the authors' torchvision 0.14)"
+        self.weights_id = _digest(self.weights_id, weights_id(emb_path), self.scene)
+
+    def image_context(self, lq: np.ndarray, task: str | None) -> dict[str, torch.Tensor]:
+        from PIL import Image
+
+        if self.scene:
+            return {"embedding": self.embedder.type_embedding([self.scene])}
+        small = np.asarray(Image.fromarray(lq).resize((224, 224), Image.BILINEAR))  # upstream: PIL Resize
+        emb, names = self.embedder.image_embedding(to_tensor(small, self.device))
+        self.predicted[names[0]] = self.predicted.get(names[0], 0) + 1
+        return {"embedding": emb}

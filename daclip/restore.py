@@ -55,7 +55,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import numpy as np
 
 from builders.errors import UserError, cli_entry
-from builders.io import read_image
+from builders.io import MAX_PIXELS, add_pixel_limit_option, check_pixels, pixel_limit, read_image
 from builders.naming import IMAGE_SUFFIXES, is_image, unique_stems
 from builders.options import parse_options
 from builders.tasks import DEGRADATIONS
@@ -65,6 +65,7 @@ from .device import check_device
 
 RECORD_JSON = "restore.json"
 RECORD_CSV = "restore.csv"
+RECORD_JOURNAL = ".restore.journal"  # per-image lines since the record was last written
 FLUSH_EVERY = 20  # images between record writes (Ctrl-C and errors write it too)
 
 
@@ -82,21 +83,22 @@ class Restored(NamedTuple):
 
 # -- reading inputs ---------------------------------------------------------------------------
 
-def read_input(path: str | os.PathLike) -> np.ndarray:
+def read_input(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """A user's image file as HxWx3 uint8 RGB, turned upright by its EXIF orientation (as viewers
     show it); other modes convert as the dataset reader does (16-bit keeps its high byte); an
-    alpha channel is dropped."""
-    return read_image(path, upright=True, alpha="drop")
+    alpha channel is dropped. Images over ``max_pixels`` are refused from their header."""
+    return read_image(path, upright=True, alpha="drop", max_pixels=max_pixels)
 
 
-def as_image(image: Any) -> tuple[np.ndarray, str]:
+def as_image(image: Any, max_pixels: int | None = MAX_PIXELS) -> tuple[np.ndarray, str]:
     """(HxWx3 uint8 array, label) for a path, a PIL image or an array (HxW, HxWx3 or HxWx4)."""
     if isinstance(image, (str, os.PathLike)):
-        return read_input(image), str(image)
+        return read_input(image, max_pixels), str(image)
     try:
         from PIL import Image
 
         if isinstance(image, Image.Image):
+            check_pixels("the image", *image.size, max_pixels)
             return np.ascontiguousarray(np.asarray(image.convert("RGB"))), "image"
     except ImportError:  # pragma: no cover - Pillow is a dependency
         pass
@@ -107,6 +109,7 @@ def as_image(image: Any) -> tuple[np.ndarray, str]:
         raise UserError(f"expected an image path, a PIL image or an HxWx3 uint8 array, got {arr.dtype} {arr.shape}")
     if min(arr.shape[:2]) < 1:
         raise UserError(f"empty image {arr.shape}")
+    check_pixels("the array", arr.shape[1], arr.shape[0], max_pixels)
     return np.ascontiguousarray(arr[..., :3]), "array"
 
 
@@ -121,18 +124,80 @@ def _has_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
-def _images_in(folder: Path, recursive: bool) -> list[Path]:
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and is_image(p))
+def _inside(path: Path, folders: Iterable[Path]) -> bool:
+    real = Path(os.path.realpath(path))
+    return any(real == f or f in real.parents for f in folders)
 
 
-def collect_inputs(inputs: Iterable[str], recursive: bool = False) -> list[tuple[Path, str]]:
-    """(file, name relative to its input folder) for every input; bad inputs raise UserError."""
+def _walk(top: Path, recursive: bool, exclude: list[Path], skipped: list[Path]) -> Iterable[Path]:
+    """Files under ``top`` (below it with ``recursive``), each real folder visited once: symlinks
+    are followed, but a link back up (``self -> .``) is not walked again. Excluded folders (the
+    output folder) and folders holding a restore record (an earlier run's outputs) are skipped."""
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        d = Path(dirpath)
+        st = os.stat(d)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        if d != top and (_inside(d, exclude) or (d / RECORD_JSON).is_file()):
+            skipped.append(d)
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(dirnames) if recursive else []
+        for n in filenames:
+            yield d / n
+
+
+def _images_in(folder: Path, recursive: bool, exclude: list[Path] | None = None,
+               skipped: list[Path] | None = None) -> list[Path]:
+    skipped = [] if skipped is None else skipped
+    return sorted(p for p in _walk(folder, recursive, exclude or [], skipped)
+                  if p.is_file() and is_image(p)
+                  and not _inside(p, exclude or []))
+
+
+def _match(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    """fnmatch over path components, ``**`` matching any number of folders (as glob's)."""
+    import fnmatch
+
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_match(parts[i:], pattern[1:]) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and _match(parts[1:], pattern[1:])
+
+
+def _glob(text: str, recursive: bool, exclude: list[Path], skipped: list[Path]) -> list[Path]:
+    """``glob.glob``, except that a recursive ``**`` walks each real folder once (glob follows
+    a symlink loop until the path is too long)."""
+    pattern = Path(os.path.expanduser(text))
+    if not (recursive and "**" in pattern.parts):
+        return sorted(Path(m) for m in glob.glob(str(pattern)) if not _inside(Path(m), exclude))
+    parts = pattern.parts
+    k = next(i for i, c in enumerate(parts) if _has_glob(c))
+    base = Path(*parts[:k]) if k else Path(".")
+    if not base.is_dir():
+        return []
+    return sorted(p for p in _walk(base, True, exclude, skipped)
+                  if _match(p.relative_to(base).parts, parts[k:]) and not _inside(p, exclude))
+
+
+def collect_inputs(inputs: Iterable[str], recursive: bool = False, exclude: Iterable[Path] = (),
+                   skipped: list[Path] | None = None) -> list[tuple[Path, str]]:
+    """(file, name relative to its input folder) for every input; bad inputs raise UserError.
+
+    Nothing under an ``exclude`` folder (the output folder) is taken, nor anything in a folder
+    holding a restore record (outputs of an earlier run); those folders are added to ``skipped``.
+    """
+    exclude = [Path(os.path.realpath(e)) for e in exclude]
+    skipped = [] if skipped is None else skipped
     out: list[tuple[Path, str]] = []
     for text in inputs:
         path = Path(text).expanduser()
         if path.is_dir():
-            images = _images_in(path, recursive)
+            images = _images_in(path, recursive, exclude, skipped)
             if not images:
                 raise UserError(f"{path}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})"
                                 + ("" if recursive else "; --recursive looks in subfolders"))
@@ -140,8 +205,7 @@ def collect_inputs(inputs: Iterable[str], recursive: bool = False) -> list[tuple
         elif path.is_file():
             out.append((path, path.name))
         elif _has_glob(text):
-            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=recursive))
-            files = [m for m in matches if m.is_file() and is_image(m)]
+            files = [m for m in _glob(text, recursive, exclude, skipped) if m.is_file() and is_image(m)]
             if not files:
                 raise UserError(f"{text}: the pattern matches no image files")
             out += [(m, m.name) for m in files]
@@ -195,9 +259,10 @@ class Restorer:
 
     def __init__(self, method: Any = "classical", *, weights: str | None = None,
                  options: Mapping[str, Any] | None = None, task: str | None = None, daclip: str | None = None,
-                 daclip_model: str = "", device: str | None = None):
+                 daclip_model: str = "", device: str | None = None, max_pixels: int | None = MAX_PIXELS):
         from .registry import Method, create_method, method_specs
 
+        self.max_pixels = max_pixels
         if task is not None:
             check_type_name(task, "--task")
         self.task = task
@@ -267,7 +332,7 @@ class Restorer:
         return {w: float(p) for w, p in zip(self.vocabulary.types, probs[0].tolist())}
 
     def __call__(self, image: Any) -> Restored:
-        img, label = as_image(image)
+        img, label = as_image(image, self.max_pixels)
         probs = self.predict(img)
         degradation = max(probs, key=probs.get) if probs else None
         task = self.task or degradation or ""
@@ -401,6 +466,41 @@ def _metrics_line(source, values: dict, scorers: list) -> str:
                                     f"is better)" for m, v in values.items())
 
 
+def append_journal(out: Path, entry: Mapping) -> None:
+    """One line appended to the run's journal (O_APPEND, one write: a kill leaves whole lines,
+    or a torn last line that the replay ignores). The record itself is rewritten every
+    FLUSH_EVERY images; the journal makes every single image count after a SIGKILL or OOM kill."""
+    line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(out / RECORD_JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def replay_journal(out: Path, record: dict[str, dict]) -> set[str]:
+    """Fold a killed run's journal into ``record``; returns the outputs it began but did not
+    finish (their files, whole or partial, are its own and are redone)."""
+    path = out / RECORD_JOURNAL
+    if not path.is_file():
+        return set()
+    pending: set[str] = set()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue  # the torn last line of a kill
+        if not isinstance(item, dict) or not isinstance(item.get("output"), str):
+            continue
+        if item.get("pending"):
+            pending.add(item["output"])
+            record.pop(item["output"], None)  # being rewritten: its old entry no longer holds
+        elif isinstance(item.get("entry"), dict):
+            record[item["output"]] = item["entry"]
+            pending.discard(item["output"])
+    return pending
+
+
 # -- command line -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -424,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", metavar="NAMES",
                    help="no-reference metrics of each input and output, printed and recorded in restore.csv: "
                         "niqe, brisque, musiq, clipiqa, maniqa (weights from the cache)")
+    add_pixel_limit_option(p)
     p.add_argument("--recursive", "-r", action="store_true", help="also take images in subfolders of a folder")
     p.add_argument("--force", action="store_true", help="restore again even when the output exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -438,13 +539,25 @@ def _list_methods() -> str:
                      f"{s.description}" for n, s in method_specs().items())
 
 
-def _check_readable(path: Path) -> None:
-    """Open the file's header (cheap): a file that is not an image is named at once."""
+def _check_readable(path: Path, max_pixels: int | None = MAX_PIXELS) -> None:
+    """Everything that would stop the run midway, found before any output is written: a file
+    that is not an image, one over the pixel limit (from its header), an animation or a
+    multi-page file (only its first frame would be restored), a truncated file."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            im.size  # noqa: B018 - the header is parsed on open
+            check_pixels(path, *im.size, max_pixels)
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:
+                raise UserError(f"{path} has {frames} frames (an animation or a multi-page file) and only the first "
+                                "would be restored; save the frames you want as separate images")
+            if im.format == "PNG":
+                im.verify()  # chunk checksums to the end: no decoding
+            else:
+                if im.format == "JPEG":  # the whole entropy-coded stream, decoded at 1/8 scale
+                    im.draft("RGB", (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))
+                im.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UserError(f"cannot read image {path}: {exc}") from None
 
@@ -466,27 +579,38 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.method not in method_specs():
         raise UserError(f"unknown method {args.method!r}; known methods: {', '.join(method_specs())}")
-    jobs = plan_outputs(collect_inputs(args.inputs, args.recursive))
     out = args.out if args.out is not None else Path("restored") / args.method
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
+    for text in args.inputs:
+        if Path(text).expanduser().is_dir() and os.path.realpath(Path(text).expanduser()) == os.path.realpath(out):
+            raise UserError(f"--out {out} is the input folder {text}: its outputs would be inputs of the next run; "
+                            "choose another --out")
+    max_pixels = pixel_limit(args.max_megapixels)
+    passed: list[Path] = []
+    jobs = plan_outputs(collect_inputs(args.inputs, args.recursive, exclude=[out], skipped=passed))
+    for d in passed:  # never restore our own outputs (a run in "." would nest restored/x/restored/x/...)
+        print(f"{d}: not searched (output folder of daclip.restore)", file=sys.stderr)
     clash = [j for j in jobs if (out / j.output).resolve() == j.source.resolve()]
     if clash:
         raise UserError(f"--out {out}: restoring {clash[0].source} would overwrite it; choose another --out")
 
     for job in jobs:  # an unreadable input fails now, before any weights load or file is written
-        _check_readable(job.source)
+        _check_readable(job.source, max_pixels)
 
     from builders.io import save_image, sha256_bytes
     from builders.lock import FolderLock
 
     # Method, options and weights are checked (and loaded) before the output folder is made.
     restorer = Restorer(args.method, weights=args.weights, options=parse_options(args.option), task=args.task,
-                        daclip=args.daclip, daclip_model=args.daclip_model, device=args.device)
+                        daclip=args.daclip, daclip_model=args.daclip_model, device=args.device,
+                        max_pixels=max_pixels)
     scorers = _metric_scorers(args.metrics, restorer.device) if args.metrics else []
     wanted = [s.spec.name for s in scorers]
     with FolderLock(out, "output folder"):
         record = read_record(out)
+        journaled = (out / RECORD_JOURNAL).is_file()
+        pending = replay_journal(out, record)  # what a killed run finished, and what it had begun
         todo: list[tuple[Job, str]] = []
         skipped = 0
         for job in jobs:
@@ -506,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(_metrics_line(job.source, entry["metrics"], scorers))
                         write_record(out, record)
                     continue
-                if entry is None:
+                if entry is None and job.output not in pending:  # a file this command did not write
                     raise UserError(f"{target} exists and is not listed in {out / RECORD_JSON}; use --force to "
                                     "overwrite it or choose another --out")
             todo.append((job, digest))
@@ -521,6 +645,9 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.perf_counter()
                     result = restorer(job.source)
                     seconds = time.perf_counter() - t0
+                    # The journal says an output is being written before it is: a kill between the
+                    # two leaves a file the next run knows as its own and redoes.
+                    append_journal(out, {"output": job.output, "pending": True})
                     data = save_image(out / job.output, result.image)
                     record[job.output] = {
                         "input": str(job.source.resolve()), "input_sha256": digest, "method": restorer.name,
@@ -533,14 +660,16 @@ def main(argv: list[str] | None = None) -> int:
                     if scorers:
                         record[job.output]["metrics"] = _score(scorers, read_input(job.source), result.image)
                         tqdm.write(_metrics_line(job.source, record[job.output]["metrics"], scorers))
+                    append_journal(out, {"output": job.output, "entry": record[job.output]})
                     if result.degradation is not None:
                         tqdm.write(f"{job.source}: {result.degradation} ({100 * result.probability:.1f}%)")
                     done += 1
                     if done % FLUSH_EVERY == 0:
                         write_record(out, record)
         finally:
-            if done:
+            if done or journaled:
                 write_record(out, record)
+                (out / RECORD_JOURNAL).unlink(missing_ok=True)  # everything in it is in the record now
     print(f"restored {done} image(s) into {out}" + (f"; types in {out / RECORD_CSV}" if restorer.classifier else ""))
     return 0
 

@@ -301,6 +301,8 @@ def _train(cfg: TrainConfig, progress: bool, resume: bool) -> dict:
 
     if cfg.method not in SPECS:
         raise UserError(f"unknown --method {cfg.method!r}; choose from {', '.join(SPECS)}")
+    if not SPECS[cfg.method].family.trainable:
+        raise UserError(f"--method {cfg.method}: a released model evaluated with its authors' files, not trained here")
     spec = SPECS[cfg.method].spec
     root, out = Path(cfg.root), Path(cfg.out)
     from builders.manifest import read_vocabulary

@@ -29,6 +29,74 @@ _UNPUBLISHED = (
 _OPEN_CLIP_TRAINING = "open_clip training checkpoint {epoch, name, state_dict, optimizer}"
 _PLAIN = "plain state_dict"
 
+_LIGHTNING = "Lightning checkpoint, state_dict keys prefixed net."
+_ADAIR_DRIVE = "https://drive.google.com/drive/folders/1x2LN4kWkO3S65jJlH-1INUFiYt8KFzPH"
+_MOCE_DRIVE = "https://drive.google.com/drive/folders/1pQBceb8cCPdIzbqbNNGqV5qNXzzqL4uK"
+_ONERESTORE_HF = "gy65896/OneRestore"
+_ONERESTORE_TAR = "plain state_dict (a torch zip file despite the .tar name)"
+
+
+def _moce(method: str, folder: str, protocol: str) -> WeightsEntry:
+    return WeightsEntry(f"{method}-{protocol}", "last.ckpt", page=_MOCE_DRIVE, method=method, protocol=protocol,
+                        format=_LIGHTNING,
+                        note=f"{'MoCE-IR-S' if method.endswith('-s') else 'MoCE-IR'} {protocol} release, "
+                             f"checkpoints/{folder}/last.ckpt in the authors' Drive folder (which files it holds "
+                             "is unconfirmed; the AIO3 file was re-uploaded on 2025-03-13, MoCE-IR issue 3); "
+                             "no size or sha256 published")
+
+
+def _onerestore(protocol: str, file: str, what: str) -> WeightsEntry:
+    return WeightsEntry(f"onerestore-{protocol}", file, hf_repo=_ONERESTORE_HF, hf_path=f"ckpts/{file}",
+                        method="onerestore", protocol=protocol, format=_ONERESTORE_TAR,
+                        note=f"OneRestore restorer, {what} (about 24 MB); no sha256 published")
+
+
+# The field's released all-in-one models (facts: ../shared/reference/zoo.md), one row per file.
+_ZOO = (
+    WeightsEntry("airnet-3d", "All.pth", page="https://github.com/XLearning-SCU/2022-CVPR-AirNet (ckpt/All.pth)",
+                 method="airnet", protocol="3d", format="plain state_dict (R./E. prefixes)",
+                 note="AirNet's released three-task (noise, rain, haze) model, ckpt/All.pth of its repository"),
+    WeightsEntry("adair-3d", "adair3d.ckpt", page=_ADAIR_DRIVE, method="adair", protocol="3d", format=_LIGHTNING,
+                 note="AdaIR three-task model; the name is known from third-party code only, and a third-party "
+                      "script's sha256 (f3822d9c...37fb) is unverified; no official size or sha256"),
+    WeightsEntry("adair-5d", "adair5d.ckpt", page=_ADAIR_DRIVE, method="adair", protocol="5d", format=_LIGHTNING,
+                 note="AdaIR five-task model (test.py's default); no size or sha256 published"),
+    _moce("moce-ir", "MoCE_IR_AIO3", "3d"), _moce("moce-ir", "MoCE_IR_AIO5", "5d"),
+    _moce("moce-ir", "MoCE_IR_CDD11", "cdd11"),
+    _moce("moce-ir-s", "MoCE_IR_S_AIO3", "3d"), _moce("moce-ir-s", "MoCE_IR_S_AIO5", "5d"),
+    _moce("moce-ir-s", "MoCE_IR_S_CDD11", "cdd11"),
+    WeightsEntry("instructir-7d", "im_instructir-7d.pt", hf_repo="marcosv/InstructIR", method="instructir",
+                 protocol="7d", format=_PLAIN, note="InstructIR image model, 7D release; no sha256 published"),
+    WeightsEntry("instructir-lm-7d", "lm_instructir-7d.pt", hf_repo="marcosv/InstructIR", size=403275,
+                 method="instructir", protocol="7d", role="lm", format=_PLAIN,
+                 note="InstructIR language head LMHead(384, 256, 7), 7D release"),
+    _onerestore("cdd11", "onerestore_cdd-11.tar", "CDD-11 (11 composite degradations)"),
+    _onerestore("real", "onerestore_real.tar", "real-scene release"),
+    _onerestore("lol", "onerestore_lol.tar", "LOL low-light release"),
+    _onerestore("reside-ots", "onerestore_reside_ots.tar", "RESIDE-OTS dehazing release"),
+    _onerestore("rain1200", "onerestore_rain1200.tar", "Rain1200 deraining release"),
+    _onerestore("snow100k", "onerestore_snow100k.tar", "Snow100K desnowing release"),
+    WeightsEntry("onerestore-embedder", "embedder_model.tar", hf_repo=_ONERESTORE_HF, hf_path="ckpts/embedder_model.tar",
+                 method="onerestore", role="embedder", format=_ONERESTORE_TAR,
+                 note="OneRestore scene embedder (ResNet18 weights included; about 48.6 MB); predicts the scene "
+                      "type in blind mode; no sha256 published"),
+    WeightsEntry("onerestore-glove", "glove.6B.300d.txt",
+                 url="https://raw.githubusercontent.com/gy65896/OneRestore/"
+                     "23a2e6af066864dca013aeed7f6c6f5958aa7259/utils/glove.6B.300d.txt",
+                 sha256="58e45834dd9be70d53851f25fcf3185029ee8387e5e5f17a4536af297dd4d9aa", size=13017,
+                 method="onerestore", role="glove", format="text: GloVe 6B 300-d vectors of 5 words",
+                 licence="GloVe (Pennington et al., Stanford NLP): Public Domain Dedication and License v1.0",
+                 note="the repository's trimmed GloVe file (clear, low, haze, rain, snow): the embedder's initial "
+                      "type-name vectors; the released embedder file already holds them (embedder.weight)"),
+    WeightsEntry("maskdcpt-nafnet-5d", "nafnet_maskdcpt_5d.pth", hf_repo="Jiakui/MaskDCPT", method="maskdcpt-nafnet",
+                 protocol="5d", format="BasicSR dict, params_ema read first (params when absent)",
+                 note="MaskDCPT NAFNet, five-task release; no sha256 published"),
+    WeightsEntry("maskdcpt-nafnet-12d", "nafnet_maskdcpt_12d.pth", hf_repo="Jiakui/MaskDCPT",
+                 method="maskdcpt-nafnet", protocol="12d",
+                 format="BasicSR dict, params_ema read first (params when absent)",
+                 note="MaskDCPT NAFNet, twelve-task release; no sha256 published"),
+)
+
 WEIGHTS: dict[str, WeightsEntry] = {
     e.name: e
     for e in (
@@ -55,13 +123,14 @@ WEIGHTS: dict[str, WeightsEntry] = {
                      url="https://github.com/va1shn9v/PromptIR/releases/download/v1.0/model.ckpt",
                      note="PromptIR three-task (haze, rain, noise) all-in-one model, Lightning checkpoint; "
                           "the paper's ten-task PromptIR weights are not published",
-                     format="Lightning checkpoint, state_dict keys prefixed net."),
+                     format=_LIGHTNING, method="promptir", protocol="3d"),
         WeightsEntry("irsde", "irsde.pth", note=_UNPUBLISHED.format(m="irsde")),
         WeightsEntry("nafnet", "nafnet.pth", note=_UNPUBLISHED.format(m="nafnet")),
         WeightsEntry("nafnet-daclip", "nafnet-daclip.pth", note=_UNPUBLISHED.format(m="nafnet-daclip")),
         WeightsEntry("nafnet-degradation", "nafnet-degradation.pth", note=_UNPUBLISHED.format(m="nafnet-degradation")),
         WeightsEntry("restormer", "restormer.pth", note=_UNPUBLISHED.format(m="restormer")),
         WeightsEntry("airnet", "airnet.pth", note=_UNPUBLISHED.format(m="airnet")),
+        *_ZOO,
     )
 }
 
@@ -126,19 +195,28 @@ def resolve_weights(
         return path
     # DA-CLIP is not a method: it is passed as the conditioned method's daclip_weights option.
     give = ("pass it with --option METHOD:daclip_weights=PATH (benchmark.run) or --daclip PATH (daclip.restore)"
-            if name == "daclip" else f"pass --weights {name}=PATH")
+            if name == "daclip" else f"pass --weights {entry.method}=NETWORK_FILE,PATH" if entry.role
+            else f"pass --weights {entry.method or name}=PATH")
     how = f"download {entry.filename} from {entry.source} and {give}, or put it at {path}"
+    if not entry.hf_repo and not entry.url and entry.page:
+        raise WeightsUnavailable(
+            f"weights for {name!r} are not in the cache; download {entry.filename} by hand from {entry.page} "
+            f"and {give}, or put it at {path}")
     if not entry.hf_repo and not entry.url:
         raise WeightsUnavailable(f"no weights for {name!r}: {entry.note}")
     if not download or offline():
-        raise WeightsUnavailable(f"weights for {name!r} are not in the cache and downloads are off (offline); {how}")
+        fetch_cmd = (f"run `python -m benchmark.weights fetch --methods {entry.method}` on a machine with internet "
+                     "and copy the weights folder, or " if entry.method else "")
+        raise WeightsUnavailable(f"weights for {name!r} are not in the cache and downloads are off (offline); "
+                                 f"{fetch_cmd}{how}")
     from builders.download import DownloadConfig, fetch
     from builders.errors import UserError
     from builders.lock import FolderLock
     from builders.sources.base import Candidate, NeededFile
 
     # One downloader for datasets and weights: resume, retries, sha256 check, progress bar.
-    source = Candidate("hf-model", f"{entry.hf_repo}:{entry.filename}") if entry.hf_repo else Candidate("url", entry.url)
+    source = (Candidate("hf-model", f"{entry.hf_repo}:{entry.hf_path or entry.filename}") if entry.hf_repo
+              else Candidate("url", entry.url))
     try:
         # One writer of the cache at a time; a second process that needs the same file waits
         # for the first one's download instead of writing the same .part beside it.
@@ -157,3 +235,14 @@ def resolve_weights(
 def weights_id(path: str | os.PathLike) -> str:
     """First 16 hex characters of the file's sha256 (cache key of restored images)."""
     return sha256_file(path)[:16]
+
+
+def releases(method: str, role: str = "") -> dict[str, WeightsEntry]:
+    """A method's released files by protocol (3d, 5d, cdd11, 7d, 12d, ...), for ``role``."""
+    return {e.protocol: e for e in WEIGHTS.values() if e.method == method and e.role == role and e.protocol}
+
+
+def release_for(method: str, protocol: str, role: str = "") -> WeightsEntry | None:
+    """The weights entry of ``method``'s release for ``protocol`` (case and ``-`` insensitive), or None."""
+    want = protocol.lower().replace("-", "").replace("_", "")
+    return next((e for p, e in releases(method, role).items() if p.replace("-", "") == want), None)

@@ -31,6 +31,7 @@ from .attention import (
     conv_nobias,
 )
 from .loading import resolve_preset
+from .restormer import reflect_pad
 from .registry import register_network
 
 
@@ -169,7 +170,7 @@ class ConditionalUNet(nn.Module):
         x = torch.cat([xt - cond, cond], dim=1) if self.cfg.concat_cond else xt
         H, W = x.shape[-2:]
         s = self.pad_multiple
-        x = F.pad(x, (0, (s - W % s) % s, 0, (s - H % s) % s), mode="reflect")
+        x = reflect_pad(x, s)  # replicate where a side is too short to reflect (1x1 images)
 
         x = self.init_conv(x)
         skip0 = x

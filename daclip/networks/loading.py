@@ -63,8 +63,11 @@ def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(torch.is_tensor(v) for v in obj.values())
 
 
-def unwrap_state_dict(obj: Any, key: str | None = None, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """The tensor dict inside a checkpoint container (``key`` picks the container entry)."""
+def unwrap_state_dict(obj: Any, key: str | None = None, source: str = "checkpoint",
+                      order: tuple[str, ...] = CONTAINER_KEYS, trail: list[str] | None = None
+                      ) -> dict[str, torch.Tensor]:
+    """The tensor dict inside a checkpoint container (``key`` picks the container entry, else
+    the first of ``order`` present); the entries taken are appended to ``trail``."""
     for _ in range(4):  # containers nest at most a few levels ({'state_dict': {'model': ...}})
         if _is_state_dict(obj):
             return dict(obj)
@@ -73,13 +76,15 @@ def unwrap_state_dict(obj: Any, key: str | None = None, source: str = "checkpoin
         if key is not None:
             if key not in obj:
                 raise UserError(f"{source}: no entry {key!r}; entries: {', '.join(map(str, obj))}")
-            obj, key = obj[key], None
-            continue
-        found = next((k for k in CONTAINER_KEYS if k in obj), None)
-        if found is None:
-            break
+            found, key = key, None
+        else:
+            found = next((k for k in order if k in obj), None)
+            if found is None:
+                break
+        if trail is not None:
+            trail.append(f"{found} (of {', '.join(map(str, obj))})")
         obj = obj[found]
-    raise UserError(f"{source}: no state_dict found (looked for {', '.join(CONTAINER_KEYS)} or a dict of tensors)")
+    raise UserError(f"{source}: no state_dict found (looked for {', '.join(order)} or a dict of tensors)")
 
 
 def strip_prefixes(state: dict[str, torch.Tensor], model_keys: set[str]) -> dict[str, torch.Tensor]:
@@ -129,7 +134,8 @@ def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], 
     model.load_state_dict(state, strict=True)
 
 
-def read_state_dict(path_or_state_dict: str | os.PathLike | Mapping[str, Any], key: str | None = None
+def read_state_dict(path_or_state_dict: str | os.PathLike | Mapping[str, Any], key: str | None = None,
+                    order: tuple[str, ...] = CONTAINER_KEYS, trail: list[str] | None = None
                     ) -> tuple[dict[str, torch.Tensor], str]:
     """(tensor dict, description of its source) from a file path or an in-memory checkpoint."""
     if isinstance(path_or_state_dict, (str, os.PathLike)):
@@ -139,14 +145,24 @@ def read_state_dict(path_or_state_dict: str | os.PathLike | Mapping[str, Any], k
         obj, source = path_or_state_dict, "in-memory checkpoint"
     else:
         raise TypeError(f"expected a path or a state_dict, got {type(path_or_state_dict).__name__}")
-    return unwrap_state_dict(obj, key=key, source=source), source
+    return unwrap_state_dict(obj, key=key, source=source, order=order, trail=trail), source
 
 
 def load_weights(model: nn.Module, path_or_state_dict, key: str | None = None) -> nn.Module:
-    """Load released weights into ``model`` strictly (wrapper containers and prefixes handled)."""
-    state, source = read_state_dict(path_or_state_dict, key=key)
+    """Load released weights into ``model`` strictly (wrapper containers and prefixes handled).
+
+    A network may name its own container order (``container_keys``: MaskDCPT reads BasicSR's
+    ``params_ema`` first). ``model.loaded_from`` records the container entries taken and the
+    prefix stripped, so a caller can say which form of a file it met.
+    """
+    trail: list[str] = []
+    order = tuple(getattr(model, "container_keys", CONTAINER_KEYS))
+    state, source = read_state_dict(path_or_state_dict, key=key, order=order, trail=trail)
+    first = next(iter(state), "")
     state = strip_prefixes(state, set(model.state_dict()))
+    stripped = first[: len(first) - len(next(iter(state), ""))] if state else ""
     load_state_dict_strict(model, state, source)
+    model.loaded_from = {"entries": trail, "prefix": stripped, "keys": len(state)}
     return model
 
 

@@ -61,7 +61,7 @@ class LayerNorm2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mu = x.mean(1, keepdim=True)
         var = (x - mu).pow(2).mean(1, keepdim=True)
-        y = (x - mu) * torch.rsqrt(var + self.eps)
+        y = (x - mu) / (var + self.eps).sqrt()  # upstream's division (not rsqrt): same rounding
         return y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
 
 

@@ -25,7 +25,7 @@ class BiasFreeLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         var = x.var(-1, keepdim=True, unbiased=False)
-        return x * torch.rsqrt(var + 1e-5) * self.weight
+        return x / torch.sqrt(var + 1e-5) * self.weight  # upstream's division (not rsqrt): same rounding
 
 
 class WithBiasLayerNorm(nn.Module):
@@ -37,7 +37,7 @@ class WithBiasLayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mu = x.mean(-1, keepdim=True)
         var = x.var(-1, keepdim=True, unbiased=False)
-        return (x - mu) * torch.rsqrt(var + 1e-5) * self.weight + self.bias
+        return (x - mu) / torch.sqrt(var + 1e-5) * self.weight + self.bias
 
 
 class ChannelLayerNorm(nn.Module):
@@ -50,7 +50,11 @@ class ChannelLayerNorm(nn.Module):
         self.body = BiasFreeLayerNorm(dim) if kind == "BiasFree" else WithBiasLayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        # Upstream's to_3d/to_4d (einops): a view of a contiguous input, a copy of a sliced one;
+        # the same memory order gives the same rounding.
+        b, c, h, w = x.shape
+        y = self.body(x.permute(0, 2, 3, 1).reshape(b, h * w, c))
+        return y.reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
 class FeedForward(nn.Module):

@@ -112,8 +112,16 @@ def test_mismatched_pair_is_named(mini_root, tmp_path):
     shutil.copytree(mini_root, root)
     bad = root / "val/noisy/GT/astronaut_000.png"
     Image.fromarray(np.zeros((100, 128, 3), np.uint8)).save(bad)
-    r = _cli("--dataset", str(root), "--tasks", "noisy", "--methods", "identity", "--out", str(tmp_path / "o"),
-             "--quiet", cwd=tmp_path)
+    args = ("--dataset", str(root), "--tasks", "noisy", "--methods", "identity", "--out", str(tmp_path / "o"), "--quiet")
+    r = _cli(*args, cwd=tmp_path)  # not in the manifest yet: refused as a changed file
+    assert r.returncode == 2 and "astronaut_000.png" in r.stderr and "changed after the manifest" in r.stderr
+    from builders.io import sha256_file
+    from builders.manifest import read_manifest, write_manifest
+
+    df = read_manifest(root)  # a manifest that records the wrong GT: the size check names the pair
+    df.loc[df["gt_path"] == "val/noisy/GT/astronaut_000.png", "gt_sha256"] = sha256_file(bad)
+    write_manifest(root, df)
+    r = _cli(*args, cwd=tmp_path)
     assert r.returncode == 2 and "astronaut_000.png" in r.stderr and "128x100" in r.stderr
 
 

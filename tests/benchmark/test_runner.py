@@ -299,11 +299,12 @@ def test_rank_part_files_hold_only_their_own_rows(tmp_path):
     from benchmark.store import ResultStore
 
     main = ResultStore(tmp_path)
-    row = dict(method="m", weights_id="w", type="noisy", split="val", name="a.png", metric="psnr", value=30.0)
+    row = dict(method="m", weights_id="w", type="noisy", split="val", name="a.png", metric="psnr", value=30.0,
+               lq_sha256="l", gt_sha256="g")
     main.add_value(id="val/noisy/a", **row)
     main.flush()
     rank = ResultStore(tmp_path, rank=1)
-    assert rank.has_value("m", "w", "val/noisy/a", "psnr")  # it sees what earlier runs finished
+    assert rank.has_value("m", "w", "val/noisy/a", "l", "g", "psnr")  # it sees what earlier runs finished
     rank.add_value(id="val/noisy/b", **row)
     rank.flush()
     part = pd.read_parquet(tmp_path / "per_image.rank1.parquet")

@@ -78,10 +78,12 @@ def test_other_methods_restore(tmp_path, name):
     if name in ("promptir", "airnet"):
         # Default: padded, scored on the full image; protocol=crop is upstream's centre crop to
         # 16 (35 % 16 = 3 -> rows 1..32, 41 % 16 = 9 -> columns 4..35), the rim kept from the input.
-        assert method.settings == {"protocol": "pad"}
+        # PromptIR's file is a release (3d): a --weights file is recorded as such.
+        given = {"release": "w.pth (--weights)"} if name == "promptir" else {}
+        assert method.settings == {"protocol": "pad", **given}
         crop = create_method(name, weights=str(tmp_path / "w.pth"), protocol="crop")
         crop.prepare("cpu")
-        assert crop.settings == {"protocol": "crop"} and crop.weights_id != method.weights_id
+        assert crop.settings == {"protocol": "crop", **given} and crop.weights_id != method.weights_id
         got = crop.restore(lq, "hazy")
         rim = np.ones(lq.shape[:2], bool)
         rim[1:33, 4:36] = False
