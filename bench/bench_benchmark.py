@@ -16,6 +16,9 @@ restore, encode, metrics; busy time summed over threads, from summary.json's run
 the hours the full 3,490-image test set (about 1.75 gigapixels) would take by the same
 projection (wall time x full megapixels / measured megapixels).
 
+Part 2b, cost. Seconds per megapixel and peak RSS of each method of --cost-methods on
+--cost-n 1280x720 images on the CPU (from summary.json's methods), beside the plain loop's.
+
 Part 3, ``--gpu``: "ours" (IR-SDE + DA-CLIP, random full-size weights: speed does not depend on
 their values) at 256x256 through the method's own ``restore_batch``, fp32 batch 1 (what the
 official test script does) against the fast path (bf16 autocast, channels_last, CUDA graphs via
@@ -162,7 +165,9 @@ def plain_loop(root: Path) -> dict:
         t["metrics"] += t2 - t1
         mp += lq.shape[0] * lq.shape[1] / 1e6
         values.append((p, float(s)))
-    return {"timings": t, "images": len(values), "megapixels": mp, "values": values}
+    from benchmark.cost import peak_rss
+
+    return {"timings": t, "images": len(values), "megapixels": mp, "values": values, "peak_rss": peak_rss()}
 
 
 def timed_process(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
@@ -277,6 +282,31 @@ def cpu_stages(work: Path, scale: float, methods: list[str], metrics: str) -> No
         w, n, m, stages = runner_stages(summary, method)
         stage_table(f"benchmark.run --methods {method} --metrics {metrics} (whole command {wall:.2f} s)",
                     w, n, m, stages)
+
+
+def cpu_cost(work: Path, n: int, methods: list[str], extra: list[str]) -> None:
+    """Seconds per megapixel and peak RSS of each method at 1280x720 on the CPU, beside the plain loop."""
+    root = make_dataset(work / "cost", [("motion-blurry", 1280, 720)] * n, seed=3)
+    mp = n * 1280 * 720 / 1e6
+    pw, plain = run_plain(root)
+    mb = lambda b: "-" if b is None else f"{b / 2**20:.0f}"  # noqa: E731
+    print(f"\nPart 2b, cost per method: {n} images 1280x720 ({mp:.1f} MP), CPU, PSNR+SSIM, "
+          f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f})")
+    print(f"  {'method':<24} {'s/MP restore':>12} {'s/MP command':>12} {'peak RSS MB':>11}")
+    print(f"  {'plain loop (no restore)':<24} {'-':>12} {pw / mp:>12.3f} {mb(plain.get('peak_rss')):>11}")
+    for method in methods:
+        out = work / f"cost-{method}"
+        wall, summary = run_runner(root, out, method, "psnr,ssim", extra)
+        m = next((x for x in summary["methods"] if x["name"] == method), None)
+        if m is None:
+            print(f"  {method:<24} skipped: {summary.get('skipped_methods', {}).get(method, 'not run')}")
+            continue
+        spm = m.get("seconds_per_megapixel")
+        peak = m.get("peak_memory_mb")
+        print(f"  {method:<24} {'-' if spm is None else format(spm, '12.3f'):>12} {wall / mp:>12.3f} "
+              f"{'-' if peak is None else format(peak, '.0f'):>11}")
+    print("  (s/MP restore: the method's own restoring time; command: the whole benchmark.run including "
+          "startup, decode, metrics and report; peak RSS of the process while the method ran)")
 
 
 # ---------------------------------------------------------------- GPU part
@@ -451,6 +481,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=0.02, help="part 2: fraction of each type's test count (default 0.02)")
     p.add_argument("--methods", default="identity", help="part 2: methods (comma-separated; e.g. identity,classical)")
     p.add_argument("--metrics", default="psnr,ssim", help="part 2: metrics")
+    p.add_argument("--cost-methods", default="identity,classical",
+                   help="part 2b: methods whose s/MP and peak RSS at 1280x720 are printed (default identity,classical)")
+    p.add_argument("--cost-n", type=int, default=4, help="part 2b: 1280x720 images (default 4)")
+    p.add_argument("--weights", action="append", default=[], metavar="METHOD=PATH",
+                   help="part 2b: weights for a neural method (passed to benchmark.run)")
     p.add_argument("--skip-cpu", action="store_true", help="only the GPU part")
     p.add_argument("--skip-target", action="store_true", help="skip part 1 (the 1280x720 target)")
     p.add_argument("--gpu", action="store_true", help="also part 3 (every GPU figure)")
@@ -473,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_target:
                 cpu_target(work, args.n, args.repeats)
             cpu_stages(work, args.scale, [m.strip() for m in args.methods.split(",") if m.strip()], args.metrics)
+            cpu_cost(work, args.cost_n, [m.strip() for m in args.cost_methods.split(",") if m.strip()],
+                     [a for w in args.weights for a in ("--weights", w)])
         if args.gpu:
             import torch
 

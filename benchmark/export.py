@@ -3,8 +3,9 @@
 ``overview``: the paper's Table 3 layout (rows = methods, columns = the average of each
 metric over the types); ``per_task``: one table per metric, columns = types + average.
 ``tables.csv`` holds every value of both in long form (one row per method, metric and type
-or "average", with the images behind it), plus each method's parameter count and seconds
-per megapixel, for spreadsheets and plotting scripts.
+or "average", with the images behind it), plus each method's cost (parameters, FLOPs at
+256x256, seconds per megapixel, peak memory; benchmark.cost) and, for a result-only row, the
+images it scored, for spreadsheets and plotting scripts. The overview shows the cost too.
 """
 
 from __future__ import annotations
@@ -39,7 +40,25 @@ def _columns(summary: dict, overview: bool):
                    [(t, m, t) for t in summary["tasks"]] + [("Average", m, "average")])
 
 
+COST_HEADER = ("Params (M)", "GFLOPs/call", "GFLOPs/image", "s/MP", "Peak mem (MB)")
+
+
+def show_cost(summary: dict) -> bool:
+    """Cost columns in the overview when a method has a network (a run of learning-free
+    methods keeps its tables free of timings, which differ from run to run)."""
+    return any(m.get("num_params") or m.get("flops") for m in summary["methods"])
+
+
+def cost_values(m: dict) -> list:
+    """Params (M), GFLOPs per network call and per image at 256x256, s/MP, peak memory (MB)."""
+    f = m.get("flops") or {}
+    g = lambda v: None if v is None else v / 1e9  # noqa: E731
+    return [None if not m.get("num_params") else m["num_params"] / 1e6, g(f.get("flops_per_call")),
+            g(f.get("flops_per_image")), m.get("seconds_per_megapixel"), m.get("peak_memory_mb")]
+
+
 def _grid(summary: dict, overview: bool):
+    cost = overview and show_cost(summary)
     for title, cols in _columns(summary, overview):
         rows = []
         for method in summary["methods"]:
@@ -52,8 +71,10 @@ def _grid(summary: dict, overview: bool):
                 table = summary["tables"][metric["name"]]
                 marks = rank_marks({m: table.get(m, {}).get(key) for m in table}, metric["higher_is_better"])
                 cells.append((_cell(table.get(method["name"], {}).get(key), metric["fmt"]), marks.get(method["name"], "")))
+            if cost:
+                cells += [(_cell(v, ".3g"), "") for v in cost_values(method)]
             rows.append((method["display"], cells))
-        yield title, [c[0] for c in cols], rows
+        yield title, [c[0] for c in cols] + (list(COST_HEADER) if cost else []), rows
 
 
 def to_markdown(summary: dict, overview: bool = True) -> str:
@@ -86,7 +107,8 @@ def to_latex(summary: dict, overview: bool = True) -> str:
 
 
 CSV_COLUMNS = ("method", "display", "metric", "type", "value", "n", "higher_is_better", "uses_task_label",
-               "num_params", "daclip_params", "seconds_per_megapixel")
+               "num_params", "daclip_params", "seconds_per_megapixel", "flops_per_call", "calls_per_image",
+               "flops_per_image", "peak_memory_mb", "images_scored")
 
 
 def to_csv(summary: dict) -> str:
@@ -98,6 +120,7 @@ def to_csv(summary: dict) -> str:
     for metric in summary["metrics"]:
         table = summary["tables"].get(metric["name"], {})
         for m in summary["methods"]:
+            f = m.get("flops") or {}
             row = table.get(m["name"], {})
             for key in [*summary["tasks"], "average"]:
                 v = row.get(key)
@@ -105,8 +128,14 @@ def to_csv(summary: dict) -> str:
                 w.writerow([m["name"], m["display"], metric["name"], key, "" if v is None else repr(float(v)), n,
                             int(bool(metric["higher_is_better"])), int(bool(m.get("uses_task_label"))),
                             m.get("num_params") or "", m.get("daclip_params") or "",
-                            "" if m.get("seconds_per_megapixel") is None else f"{m['seconds_per_megapixel']:.6g}"])
+                            "" if m.get("seconds_per_megapixel") is None else f"{m['seconds_per_megapixel']:.6g}",
+                            *(_blank(f.get(k)) for k in ("flops_per_call", "calls_per_image", "flops_per_image")),
+                            _blank(m.get("peak_memory_mb")), _blank(m.get("n"))])
     return buf.getvalue()
+
+
+def _blank(v) -> str:
+    return "" if v is None else str(v)
 
 
 def write_exports(run_dir: Path, summary: dict) -> list[Path]:

@@ -40,12 +40,17 @@ class Metric:
     #: Smallest image side the metric is defined for, and why.
     min_side: int = 1
     min_side_reason: str = ""
+    #: False for a no-reference metric (NIQE, MUSIQ, ...): it scores the output alone, so it
+    #: also runs on datasets without ground truth, and on the input itself (the Input row).
+    reference: bool = True
 
-    def __call__(self, output: np.ndarray, gt: np.ndarray) -> float:
+    def __call__(self, output: np.ndarray, gt: np.ndarray | None = None) -> float:
         if self.fn is None:
             raise TypeError(f"{self.name} is a set metric: it has one value per type, not per image")
-        if output.shape != gt.shape:
-            raise ValueError(f"output {output.shape} and GT {gt.shape} differ in size")
+        if not self.reference:
+            gt = output
+        if gt is None or output.shape != gt.shape:
+            raise ValueError(f"output {output.shape} and GT {getattr(gt, 'shape', None)} differ in size")
         small = self.too_small(*output.shape[:2])
         if small:
             raise ValueError(f"{self.name}: {small}")

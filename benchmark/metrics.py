@@ -12,8 +12,8 @@ are uint8-rounded before scoring, as in the official test script) and crop a 4-p
   use_sample_covariance=False, data_range=255)`` on the cropped image (skimage also filters
   the whole image and averages the valid region only).
 - ``psnr_y`` / ``ssim_y``: the same on BasicSR's BT.601 Y channel (logged, not headline).
-- ``lpips``: LPIPS v0.1 with AlexNet (pyiqa's formula and weight files), full image, inputs
-  scaled to [-1, 1].
+- ``lpips``: LPIPS v0.1 with AlexNet: pyiqa's own network (daclip.iqa.lpips_alex) and weight
+  files, full image, inputs scaled to [-1, 1].
 - ``fid`` / ``kid``: per-type set metrics on Inception features (see benchmark.set_metrics).
 
 Two implementations of each per-image formula: numpy/OpenCV in float64 for the CPU (each
@@ -326,13 +326,12 @@ class _Lpips:
             alex, lin = load_state_dict("alexnet-imagenet", weights_dir), load_state_dict("lpips-alex-v0.1", weights_dir)
         except WeightsProblem as exc:
             raise MetricUnavailable(str(exc)) from None
-        from .lpips_alex import LpipsAlex
+        from daclip.iqa import lpips_alex
 
-        model = LpipsAlex()
         try:
-            model.load_weights(alex, lin, source=f"LPIPS weights in {weights_dir}")
+            model = lpips_alex(alex, lin)  # pyiqa's own LPIPS network, built without its loader
         except UserError as exc:
-            raise MetricUnavailable(str(exc)) from None
+            raise MetricUnavailable(f"LPIPS weights in {weights_dir}: {exc}") from None
         self.model, self.source = model.to(device), source
 
     def __call__(self, out: np.ndarray, gt: np.ndarray) -> float:
@@ -344,10 +343,10 @@ class _Lpips:
 
         if self.model is None:
             raise MetricUnavailable("lpips used before setup()")
-        device = self.model.shift.device
+        device = self.model.scaling_layer.shift.device
         t = lambda x: x.to(device, torch.float32) / 255.0  # noqa: E731
         with torch.no_grad():
-            return self.model(t(out), t(gt)).reshape(-1).to(torch.float64)
+            return self.model(t(out), t(gt), normalize=True).reshape(-1).to(torch.float64)
 
 
 _lpips = _Lpips()
@@ -355,3 +354,6 @@ _lpips = _Lpips()
 register_metric(Metric("lpips", "LPIPS", False, _lpips, ".3f", description="AlexNet, v0.1, full image",
                        prepare=_lpips.prepare, batch_fn=_lpips.batch, network=True, min_side=31,
                        min_side_reason="AlexNet's receptive field"))
+
+
+from . import nr_metrics  # noqa: E402,F401  (registers niqe, brisque, musiq, clipiqa, maniqa; torch only when used)

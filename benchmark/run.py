@@ -40,9 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "default with --protocol: its own and basicsr (the unified one)")
     p.add_argument("--methods", help="comma-separated method names, 'all', or 'default' "
                    "(every method that needs no downloaded weights). --list-methods shows them")
+    p.add_argument("--results", action="append", default=[], metavar="NAME=DIR",
+                   help="score a folder of restored images as the method row NAME (repeatable); files are "
+                   "matched by <type>/<name> or a flat <name>; missing, extra, unreadable and wrong-size "
+                   "files are listed")
     p.add_argument("--tasks", help="comma-separated types of the dataset's vocabulary (default: every type its "
                    "split has)")
-    p.add_argument("--metrics", help="comma-separated metrics (psnr, ssim, psnr_y, ssim_y, lpips, fid, kid), "
+    p.add_argument("--metrics", help="comma-separated metrics (psnr, ssim, psnr_y, ssim_y, lpips, fid, kid; no reference: "
+                   "niqe, brisque, musiq, clipiqa, maniqa), "
                    "'all', or 'default' (psnr,ssim,lpips,fid); metrics whose weights are missing are "
                    "reported unavailable")
     p.add_argument("--split", default="val", help="dataset split to evaluate (default: val)")
@@ -212,6 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         options = protocol_releases(protocol.name, methods, options, cfg_weights)
     tasks = _tasks(args.tasks, protocol)
     metrics = _metrics(args.metrics, conventions)
+    from .result_folders import parse_results
+
+    results = parse_results(args.results, methods)
+    from .metrics import get_metric
+
+    if any(not get_metric(m).reference for m in metrics) and "identity" not in methods:
+        # A no-reference score means little alone: the Input row shows what restoring changed.
+        methods = ["identity", *methods]
     from .summary import find_degradation_eval, load_degradation_eval
 
     # Read before the run: a malformed file fails in a second, not after the benchmark.
@@ -229,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                     device=device, limit=args.limit, progress=not args.quiet, batch_size=batch_size,
                     amp=parse_precision(args.amp, "--amp", auto=False), workers=args.workers,
                     metric_backend=args.metric_backend, type_words=protocol.words() if protocol else {},
-                    max_pixels=pixel_limit(args.max_megapixels))
+                    max_pixels=pixel_limit(args.max_megapixels), results=results)
     with run_folder(args.out):  # one writer per run folder, from the first table to the report
         result = run_benchmark(cfg)
         if result is None:  # a torchrun rank other than 0: rank 0 writes the results
@@ -257,6 +270,10 @@ def _print_tables(summary: dict) -> None:
         print(f"{name}: unavailable ({reason})", file=sys.stderr)
     for name, reason in summary.get("skipped_methods", {}).items():
         print(f"{name}: skipped ({reason})", file=sys.stderr)
+    for name, cov in summary.get("result_folders", {}).items():
+        if cov["problems"]:
+            print(f"warning: --results {name}: scored {cov['n']} of {cov['of']} images; "
+                  + "; ".join(cov["problems"]), file=sys.stderr)
     for metric, info in summary.get("skipped_images", {}).items():
         print(f"{metric}: {info['count']} image(s) not scored ({info['reason']}), e.g. {info['images'][0]['id']}",
               file=sys.stderr)

@@ -43,6 +43,8 @@ from builders.tasks import parse_tasks
 
 from daclip.device import check_device
 
+from .cost import PeakMemory, cached_flops
+from .result_folders import ResultFolder
 from .methods import Method, MethodUnavailable, create_method, method_spec
 from .metrics import Metric, MetricUnavailable, get_metric, images_to_batch
 from .store import ResultStore, merge_rank_files
@@ -81,6 +83,8 @@ class RunConfig:
     #: Manifest type -> the word a type-aware method is told (a protocol's task -> its
     #: degradation word, e.g. sots -> hazy); types not in it are passed as they are.
     type_words: dict[str, str] = field(default_factory=dict)
+    #: Result-only rows: row name -> folder of restored images (benchmark.result_folders).
+    results: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +120,14 @@ def select_items(cfg: RunConfig) -> pd.DataFrame:
     if cfg.limit:
         df = df.groupby("type", sort=False).head(cfg.limit)
     return df.reset_index(drop=True)
+
+
+def has_path(p) -> bool:
+    """A manifest path that is set (an LQ-only dataset has no GT: its gt_path is empty)."""
+    return isinstance(p, str) and p != ""
+
+
+NO_GT = "the dataset has no ground truth (an LQ-only index); only no-reference metrics apply"
 
 
 def output_names(items: pd.DataFrame) -> dict[str, str]:
@@ -229,11 +241,15 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
     device = f"cuda:{dist.local_rank}" if dist.enabled and cfg.device == "cuda" else cfg.device
     items = select_items(cfg)
     names = output_names(items)
-    metrics, unavailable = setup_metrics(cfg.metrics, weights_dir(cfg.weights_dir), device)
+    no_gt = not items["gt_path"].map(has_path).any()
+    wanted = [n for n in cfg.metrics if not (no_gt and get_metric(n).reference)]
+    metrics, unavailable = setup_metrics(wanted, weights_dir(cfg.weights_dir), device)
+    # Said once for the run, not per image.
+    unavailable.update({n: NO_GT for n in cfg.metrics if n not in wanted})
     image_metrics = [m for m in metrics if m.kind == "image"]
     set_metrics = [m for m in metrics if m.kind == "set"]
     # Create every method first: an unknown method or a bad option fails before any work.
-    methods = [_create(cfg, name) for name in cfg.methods]
+    methods = [_create(cfg, name) for name in cfg.methods] + _result_folders(cfg, items, names)
     shard = items.iloc[dist.rank::dist.world_size] if dist.enabled else items
     store = ResultStore(cfg.out, rank=dist.rank if dist.enabled else None)
     workers = _workers(cfg)
@@ -245,6 +261,7 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
     skipped: dict[str, str] = {}
     skipped_tasks: dict[str, dict[str, str]] = {}
     timings: dict[str, dict] = {}
+    costs: dict[str, dict | None] = {}  # FLOPs at 256x256 of the neural methods (benchmark.cost)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="bench")
     try:
         if cfg.check_digests:
@@ -265,8 +282,13 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
                     for why in cannot.values():
                         print(f"{method.name}: {why}; its images are skipped", file=sys.stderr)
             mine = shard[~shard["type"].isin(set(cannot))] if cannot else shard
-            timings[method.name] = _MethodRun(cfg, method, mine, names, scorer, store, pool, workers,
-                                              progress=cfg.progress and dist.is_main).run()
+            if dist.is_main and method.num_params is not None:  # a neural method
+                costs[method.name] = cached_flops(cfg.out, method)
+            with PeakMemory(device) as peak:
+                timings[method.name] = _MethodRun(cfg, method, mine, names, scorer, store, pool, workers,
+                                                  progress=cfg.progress and dist.is_main).run()
+            if timings[method.name]["images"]:  # nothing restored or scored: no figure of this run
+                timings[method.name].update(peak_memory_bytes=peak.bytes, peak_memory_kind=peak.kind)
             store.flush()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -281,12 +303,29 @@ def _run(cfg: RunConfig, dist) -> RunResult | None:
         store = ResultStore(cfg.out)
     if set_metrics:
         for method in ready:
+            if isinstance(method, ResultFolder) and method.partial:
+                continue  # a set value over part of a type's images is not that type's value
             cannot = set(skipped_tasks.get(method.name, {}))
             _run_set_metrics(cfg, method, items[~items["type"].isin(cannot)] if cannot else items, set_metrics, store)
         store.flush()
     settings = {"batch_size": cfg.batch_size, "amp": cfg.amp, "device": cfg.device, "workers": workers,
-                "metric_backend": backend, "world_size": dist.world_size, "timings": timings}
+                "metric_backend": backend, "world_size": dist.world_size, "timings": timings, "flops": costs}
     return RunResult(items, ready, store, [m.name for m in metrics], unavailable, skipped, settings, skipped_tasks)
+
+
+def _result_folders(cfg: RunConfig, items: pd.DataFrame, names: dict[str, str]) -> list[Method]:
+    """The --results rows, each matched to the dataset (files of the whole split count as known)."""
+    if not cfg.results:
+        return []
+    split = read_manifest(cfg.dataset)
+    split = split[split["split"] == cfg.split]
+    all_names = {**output_names(split), **names}
+    rows = []
+    for name, folder in cfg.results.items():
+        row = ResultFolder(name, folder)
+        row.bind(items, split, all_names)
+        rows.append(row)
+    return rows
 
 
 DIGESTS_FILE = "file_digests.json"
@@ -316,7 +355,10 @@ def verify_files(cfg: RunConfig, items: pd.DataFrame, pool: ThreadPoolExecutor |
     todo: list[tuple[str, Path, str, list]] = []
     for rid, lq, lq_sha, gt, gt_sha in zip(items["id"], items["lq_path"], items["sha256"], items["gt_path"],
                                            items["gt_sha256"]):
-        for path, expected in ((cfg.dataset / lq, lq_sha), (cfg.dataset / gt, gt_sha)):
+        for rel, expected in ((lq, lq_sha), (gt, gt_sha)):
+            if not has_path(rel):
+                continue  # an LQ-only dataset has no GT file
+            path = cfg.dataset / rel
             st = path.stat()
             stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
             key = str(path.resolve())
@@ -390,11 +432,13 @@ class _Scorer:
         return not m.network and (self.backend == "numpy" or m.batch_fn is None)
 
     def score_in_thread(self, job: _Job) -> None:
-        h, w = job.gt.shape[:2]
+        h, w = job.output.shape[:2]
         for m in job.missing:
             small = m.too_small(h, w)
             if small:
                 job.values[m.name] = (float("nan"), small)
+            elif m.reference and job.gt is None:
+                job.values[m.name] = (float("nan"), "no ground truth for this image")
             elif self.in_thread(m):
                 job.values[m.name] = (float(m.fn(job.output, job.gt)), "")
 
@@ -404,12 +448,18 @@ class _Scorer:
         if not todo:
             return
         out = images_to_batch([j.output for j in jobs], self.device)
-        gt = images_to_batch([j.gt for j in jobs], self.device)
+        gts: dict[tuple, object] = {}
         for m in todo.values():
-            vals = m.batch_fn(out, gt).cpu().tolist()
-            for j, v in zip(jobs, vals):
-                if m in j.missing and m.name not in j.values:
-                    j.values[m.name] = (float(v), "")
+            sel = tuple(k for k, j in enumerate(jobs) if m in j.missing and m.name not in j.values)
+            o = out if len(sel) == len(jobs) else out[list(sel)]
+            gt = None  # a no-reference metric scores the output alone (also where there is no GT)
+            if m.reference:
+                if sel not in gts:
+                    gts[sel] = images_to_batch([jobs[k].gt for k in sel], self.device)
+                gt = gts[sel]
+            vals = m.batch_fn(o, gt).cpu().tolist()
+            for k, v in zip(sel, vals):
+                jobs[k].values[m.name] = (float(v), "")
 
 
 class _MethodRun:
@@ -439,7 +489,10 @@ class _MethodRun:
     def plan(self) -> list[_Job]:
         m, store, metrics = self.method, self.store, self.scorer.metrics
         jobs = []
+        only = m.files if isinstance(m, ResultFolder) else None  # a result-only row: the files it has
         for row in self.items.to_dict("records"):
+            if only is not None and row["id"] not in only:
+                continue
             rel = f"outputs/{m.name}/{self.names[row['id']]}"
             missing = [x for x in metrics
                        if not store.has_value(m.name, m.weights_id, row["id"], row["sha256"], row["gt_sha256"], x.name)]
@@ -477,7 +530,7 @@ class _MethodRun:
         if job.output is None:
             job.lq = read_image(cfg.dataset / row["lq_path"], max_pixels=cfg.max_pixels)
             job.missing = list(self.scorer.metrics)  # a fresh output invalidates earlier values
-        if job.missing:
+        if any(m.reference for m in job.missing) and has_path(row["gt_path"]):
             job.gt = read_image(cfg.dataset / row["gt_path"], max_pixels=cfg.max_pixels)
             ref = job.lq if job.lq is not None else job.output
             if ref.shape != job.gt.shape:

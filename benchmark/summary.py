@@ -22,6 +22,7 @@ from builders.io import atomic_write_bytes, atomic_write_text
 from reports.run_folder import decode_non_finite, encode_non_finite, read_summary  # noqa: F401  (re-exported)
 
 from .metrics import get_metric
+from .result_folders import ResultFolder
 from .results import metric_table, per_task, select_sets, select_values
 from .runner import RunConfig, RunResult
 
@@ -68,7 +69,8 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
             hit = outputs[(outputs["method"] == m.name) & (outputs["weights_id"] == m.weights_id) & (outputs["id"] == first["id"])]
             if m.name != "identity" and not hit.empty:
                 tiles.append({"label": m.display_name, "path": hit.iloc[-1]["output_path"]})
-        tiles.append({"label": "Ground truth", "path": str((cfg.dataset / first["gt_path"]).resolve())})
+        if isinstance(first["gt_path"], str) and first["gt_path"]:  # an LQ-only dataset has none
+            tiles.append({"label": "Ground truth", "path": str((cfg.dataset / first["gt_path"]).resolve())})
         examples.append({"task": task, "name": first["name"], "tiles": tiles})
     return {
         "title": "All-in-one image restoration benchmark",
@@ -83,9 +85,16 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
         "methods": [{"name": m.name, "display": m.display_name, "weights_id": m.weights_id,
                      "uses_task_label": m.uses_task_label, "seed": m.seed,
                      "num_params": m.num_params, "daclip_params": m.daclip_params,
-                     "seconds_per_megapixel": _seconds_per_megapixel(outputs, result.items, m),
-                     "settings": dict(m.settings or {})}
+                     "seconds_per_megapixel": (None if isinstance(m, ResultFolder)
+                                               else _seconds_per_megapixel(outputs, result.items, m)),
+                     "settings": dict(m.settings or {}),
+                     **_cost(result, m.name),
+                     **({"result_only": True, "n": m.coverage["n"], "of": m.coverage["of"]}
+                        if isinstance(m, ResultFolder) else {})}
                     for m in result.methods],
+        # --results rows: what was scored, and every missing, extra, unreadable, wrong-size file.
+        "result_folders": {m.name: {**m.coverage, "problems": m.problems()}
+                           for m in result.methods if isinstance(m, ResultFolder)},
         "metrics": [{"name": n, "display": get_metric(n).display, "higher_is_better": get_metric(n).higher_is_better,
                      "fmt": get_metric(n).fmt, "description": get_metric(n).description, "kind": get_metric(n).kind}
                     for n in result.metrics],
@@ -102,6 +111,16 @@ def build_summary(cfg: RunConfig, result: RunResult, command: list[str] | None =
         "degradation_eval": degradation_eval if degradation_eval is not None else _degradation_eval(cfg),
         "examples": examples,
     }, long
+
+
+def _cost(result: RunResult, name: str) -> dict:
+    """FLOPs at 256x256 (neural methods) and the peak memory of this run's work of the method."""
+    run = result.settings or {}
+    t = run.get("timings", {}).get(name, {})
+    peak = t.get("peak_memory_bytes")
+    return {"flops": run.get("flops", {}).get(name),
+            "peak_memory_mb": None if peak is None else round(peak / 2**20, 1),
+            "peak_memory_kind": t.get("peak_memory_kind")}
 
 
 def _seconds_per_megapixel(outputs: pd.DataFrame, items: pd.DataFrame, method) -> float | None:

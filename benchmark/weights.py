@@ -8,6 +8,7 @@ missing is reported unavailable with the file it needs.
 Layout inside the folder mirrors the caches the libraries use:
     torch/hub/checkpoints/<torchvision and torch-fidelity files>
     torch/hub/pyiqa/<pyiqa files>
+    <owner>--<repo>/<file>   (no-reference metrics: daclip.weights' layout, so daclip.restore finds them)
 
 The folder is meant to be copied between machines, so nothing in it is trusted: every file
 is checked against its digest before use (the sha256 prefix its hub name carries, as
@@ -23,7 +24,13 @@ import sys
 from pathlib import Path
 
 from builders.errors import UserError, cli_entry
-from builders.weights_folder import WeightsEntry, WeightsMismatch, default_weights_dir, verify, weights_dir
+from builders.weights_folder import (
+    WeightsEntry,
+    WeightsMismatch,
+    default_weights_dir,
+    verify,
+    weights_dir,
+)
 
 WeightsProblem = WeightsMismatch  # a metric-weights file is missing, fails its digest, or is refused
 
@@ -44,7 +51,15 @@ def _table() -> dict[str, WeightsEntry]:
                      subdir="torch/hub/checkpoints", used_by=("fid", "kid"),
                      note="Inception v3 of the TF FID reference (torch-fidelity 'inception-v3-compat')"),
     )
-    return {e.key: e for e in entries}
+    return {e.key: e for e in entries + _iqa_entries()}
+
+
+def _iqa_entries() -> tuple[WeightsEntry, ...]:
+    """The no-reference metrics' files (daclip.iqa.FILES, their one table; daclip.restore reads
+    them from the same folder)."""
+    from daclip.iqa import FILES
+
+    return tuple(FILES.values())
 
 
 WEIGHTS = _table()
@@ -102,7 +117,8 @@ def load_state_dict(key: str, wdir: Path) -> dict:
 
 def fetch(keys: list[str], wdir: Path, *, mirror: str | None = None, progress: bool = True) -> list[Path]:
     """Download the files of ``keys`` into ``wdir`` (holding its writer lock), each verified."""
-    from builders.download import DownloadConfig, fetch as fetch_file
+    from builders.download import DownloadConfig
+    from builders.download import fetch as fetch_file
     from builders.lock import FolderLock
     from builders.sources.base import Candidate, NeededFile
 
@@ -157,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             digest = (f"sha256 {w.sha256}" if w.sha256 else
                       f"sha256 {w.digest_prefix}... (from the hub name)" if w.digest_prefix else "sha256 unknown")
             print(f"{state:8s} {w.path(wdir)}  size {_size_text(w.size)}, {digest}  ({w.note}; for {', '.join(w.used_by)})")
-        from daclip.weights import WEIGHTS as METHOD_WEIGHTS, cached_path
+        from daclip.weights import WEIGHTS as METHOD_WEIGHTS
+        from daclip.weights import cached_path
 
         for e in entries:
             m = METHOD_WEIGHTS[e]

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--prompt", action="append", default=[], metavar="TYPE=TEXT",
                      help="with --index: the text a type is prompted with in captions and DA-CLIP (default: "
                      "its name with _ and - read as spaces); repeatable")
+    src.add_argument("--lq-only", action="store_true",
+                     help="with --index: degraded images without ground truth, in DIR (type 'unknown') or "
+                     "DIR/<type>/ (the folder name is the type); benchmarks then use no-reference metrics")
     p.add_argument("--root", type=Path, help=f"output folder (default: {DEFAULT_MINI_ROOT} for --preset mini, "
                    "datasets/universal for --all/--only/--status/--export-hf)")
     p.add_argument("--force", action="store_true",
@@ -174,10 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         counts = export_hf(root, args.export_hf, progress=not args.quiet)
         print(f"{args.export_hf}: DatasetDict " + ", ".join(f"{k} {v} rows" for k, v in counts.items()))
         return 0
+    if args.lq_only and not args.index:
+        raise UserError("--lq-only goes with --index DIR")
     if args.prompt and not args.index:
         raise UserError("--prompt TYPE=TEXT goes with --index DIR")
     if args.index:
-        from .index import index_folder
+        from .index import index_folder, index_lq_only
 
         if args.root is not None and Path(args.root).resolve() != Path(args.index).resolve():
             raise UserError("--index DIR writes the manifest into DIR itself; leave out --root")
@@ -187,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             if not sep or not key.strip():
                 raise UserError(f"--prompt expects TYPE=TEXT, got {item!r}")
             prompts[key.strip()] = value.strip()
-        summary = index_folder(args.index, force=args.force, prompts=prompts)
+        if args.lq_only:
+            summary = index_lq_only(args.index, force=args.force, prompts=prompts)
+        else:
+            summary = index_folder(args.index, force=args.force, prompts=prompts)
         print(summary)
         return 0
     if val_preset:

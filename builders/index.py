@@ -160,10 +160,7 @@ def _index_locked(root: Path, force: bool, prompts: dict[str, str]) -> str:
     if not rows:
         empty = f"; type folders without images: {', '.join(w.split()[1] for w in warnings)}" if warnings else ""
         raise UserError(f"--index {root}: no LQ/GT pairs of equal file names found (see {root / REPORT_NAME}){empty}")
-    types = sorted({r["type"] for r in rows})
-    vocab = default_vocabulary(types)
-    if prompts or not vocab.is_daclip:
-        vocab = Vocabulary.of(vocab.order(types) if vocab.is_daclip else types, prompts)
+    vocab = _vocabulary(rows, prompts)
     mf.write_manifest(root, rows, vocabulary=vocab)
     lines = [*warnings, f"{root}: indexed {len(rows)} pairs in place ({', '.join(f'{k} {v}' for k, v in report['counts'].items())}); "
              f"manifest {mf.manifest_path(root)}",
@@ -173,4 +170,69 @@ def _index_locked(root: Path, force: bool, prompts: dict[str, str]) -> str:
     if res.problems:
         lines.append(f"  {len(res.problems)} files without a partner were left out (see {root / REPORT_NAME}), e.g. "
                      f"{res.problems[0]['file']}: {res.problems[0]['detail']}")
+    return "\n".join(lines)
+
+
+def _vocabulary(rows: list[dict], prompts: dict[str, str]) -> Vocabulary:
+    """The DA-CLIP vocabulary when every type is a DA-CLIP word, else the types in name order."""
+    types = sorted({r["type"] for r in rows})
+    vocab = default_vocabulary(types)
+    if prompts or not vocab.is_daclip:
+        vocab = Vocabulary.of(vocab.order(types) if vocab.is_daclip else types, prompts)
+    return vocab
+
+
+LQ_ONLY_TYPE = "unknown"  # the type of images directly in a flat LQ-only folder
+
+
+def index_lq_only(root: str | Path, *, force: bool = False, prompts: dict[str, str] | None = None) -> str:
+    """Index degraded images that have no ground truth (``--index DIR --lq-only``), in place.
+
+    ``DIR/<name>`` (flat: type ``unknown``) and ``DIR/<type>/<name>`` (the folder name is the
+    type) are listed as val images with an empty ``gt_path``; only no-reference metrics apply.
+    Files that cannot be read are left out and listed in ``DIR/index_report.json``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"--index {root}: not a folder")
+    with FolderLock(root, "dataset root"):
+        return _index_lq_only_locked(root, force, dict(prompts or {}))
+
+
+def _index_lq_only_locked(root: Path, force: bool, prompts: dict[str, str]) -> str:
+    old = mf.read_manifest(root, required=False)
+    built = [] if old.empty else [r for r in old["parameters"] if json.loads(r or "{}").get("indexed") != INDEXED]
+    if built and not force:
+        raise UserError(f"--index {root}: it already has a manifest written by a build ({len(built)} rows with "
+                        "their recipes and seeds); --index --lq-only --force replaces it")
+    groups = [(LQ_ONLY_TYPE, images_in(root))]
+    groups += [(check_type_name(d.name, f"--index {root} --lq-only: folder {d.name}"), images_in(d))
+               for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".") and not d.is_symlink()]
+    rows, problems = [], []
+    for task, files in groups:
+        for f in files:
+            size = _size(f)
+            if isinstance(size, str):
+                problems.append({"kind": "unreadable", "file": str(f), "detail": size})
+                continue
+            rel = f.relative_to(root).as_posix()
+            rows.append({"id": item_id("val", task, f.name), "type": task, "split": "val", "name": f.name,
+                         "lq_path": rel, "gt_path": "", "source": f"indexed folder (no ground truth): {rel}",
+                         "licence": "unknown (indexed folder)", "width": size[0], "height": size[1],
+                         "parameters": {"indexed": INDEXED, "lq": "given, no ground truth (--lq-only)"},
+                         "sha256": sha256_file(f), "gt_sha256": ""})
+    counts = Counter(r["type"] for r in rows)
+    report = {"root": str(root), "lq_only": True, "images": len(rows), "unreadable": problems,
+              "counts": dict(sorted(counts.items()))}
+    atomic_write_text(root / REPORT_NAME, json.dumps(report, indent=1, sort_keys=True))
+    if not rows:
+        raise UserError(f"--index {root} --lq-only: no readable images in the folder or its <type>/ subfolders "
+                        f"(see {root / REPORT_NAME})")
+    vocab = _vocabulary(rows, prompts)
+    mf.write_manifest(root, rows, vocabulary=vocab)
+    lines = [f"{root}: indexed {len(rows)} images without ground truth in place "
+             f"({', '.join(f'{k} {v}' for k, v in report['counts'].items())}); manifest {mf.manifest_path(root)}"]
+    if problems:
+        lines.append(f"  {len(problems)} unreadable files were left out (see {root / REPORT_NAME}), e.g. "
+                     f"{problems[0]['file']}: {problems[0]['detail']}")
     return "\n".join(lines)

@@ -109,6 +109,8 @@ def check_paths(root: str | Path, df: pd.DataFrame, where: str | Path = "") -> N
     for rid, lq, gt in zip(df["id"], df["lq_path"], df["gt_path"]):
         for col, rel in (("lq_path", lq), ("gt_path", gt)):
             text = str(rel)
+            if col == "gt_path" and text == "":
+                continue  # an LQ-only index (--index DIR --lq-only) has no GT
             bad = ""
             if not text or PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() \
                     or PureWindowsPath(text).drive:

@@ -23,6 +23,10 @@ its vocabulary: the types recorded in config.json beside the weights by daclip.t
 else the ten DA-CLIP words (the released weights). The type-aware ``classical`` method needs the type: ``--task
 TYPE``, or else the type DA-CLIP predicts for each image when ``--daclip`` is given.
 
+``--metrics musiq,niqe`` scores each input and its output with no-reference metrics
+(daclip.iqa: pyiqa's networks, weights from the cache through the restricted loader), prints
+both and records them in ``restore.csv`` (``<metric>_input``, ``<metric>_output``).
+
 Python:
 
     import daclip
@@ -417,13 +421,49 @@ def write_record(out: Path, record: Mapping[str, dict]) -> None:
     atomic_write_text(out / RECORD_JSON, json.dumps({"version": 1, "outputs": record}, indent=1, sort_keys=True))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["output", "input", "method", "task", "degradation", "probability", "seconds"])
+    metrics = sorted({m for r in record.values() for m in r.get("metrics", {})})
+    w.writerow(["output", "input", "method", "task", "degradation", "probability", "seconds"]
+               + [f"{m}_{side}" for m in metrics for side in ("input", "output")])
     for name in sorted(record):
         r = record[name]
         p = r.get("probability")
+        vals = r.get("metrics", {})
         w.writerow([name, r.get("input", ""), r.get("method", ""), r.get("task") or "", r.get("degradation") or "",
-                    "" if p is None else f"{p:.4f}", f"{r.get('seconds', 0):.3f}"])
+                    "" if p is None else f"{p:.4f}", f"{r.get('seconds', 0):.3f}"]
+                   + [_num(vals.get(m, {}).get(side)) for m in metrics for side in ("input", "output")])
     atomic_write_text(out / RECORD_CSV, buf.getvalue())
+
+
+def _num(v) -> str:
+    return "" if v is None else f"{v:.6g}"
+
+
+def _metric_scorers(text: str, device: str) -> list:
+    """The no-reference metrics of ``--metrics``, built before any image is restored."""
+    from .iqa import FILES, NRScorer, parse_names
+    from .weights import WeightsUnavailable, resolve_weights
+
+    out = []
+    for name in parse_names(text):
+        scorer = NRScorer(name)
+        try:
+            paths = {k: resolve_weights(k, table=FILES) for k in scorer.spec.weights}
+            scorer.prepare(paths, device)
+        except WeightsUnavailable as exc:
+            raise UserError(f"--metrics {name}: {exc} (or: python -m benchmark.weights fetch --metrics {name})") \
+                from None
+        out.append(scorer)
+    return out
+
+
+def _score(scorers: list, lq: np.ndarray, out: np.ndarray) -> dict:
+    return {s.spec.name: {"input": s(lq), "output": s(out)} for s in scorers}
+
+
+def _metrics_line(source, values: dict, scorers: list) -> str:
+    up = {s.spec.name: s.spec.higher_is_better for s in scorers}
+    return f"{source}: " + ", ".join(f"{m} {v['input']:.4g} -> {v['output']:.4g} ({'higher' if up[m] else 'lower'} "
+                                    f"is better)" for m, v in values.items())
 
 
 def append_journal(out: Path, entry: Mapping) -> None:
@@ -481,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="architecture of the DA-CLIP weights: open_clip name, toolkit config (tiny) or file "
                         "(default: recorded beside the weights, else ViT-B-32)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the GPU when there is one)")
+    p.add_argument("--metrics", metavar="NAMES",
+                   help="no-reference metrics of each input and output, printed and recorded in restore.csv: "
+                        "niqe, brisque, musiq, clipiqa, maniqa (weights from the cache)")
     add_pixel_limit_option(p)
     p.add_argument("--recursive", "-r", action="store_true", help="also take images in subfolders of a folder")
     p.add_argument("--force", action="store_true", help="restore again even when the output exists")
@@ -562,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     restorer = Restorer(args.method, weights=args.weights, options=parse_options(args.option), task=args.task,
                         daclip=args.daclip, daclip_model=args.daclip_model, device=args.device,
                         max_pixels=max_pixels)
+    scorers = _metric_scorers(args.metrics, restorer.device) if args.metrics else []
+    wanted = [s.spec.name for s in scorers]
     with FolderLock(out, "output folder"):
         record = read_record(out)
         journaled = (out / RECORD_JOURNAL).is_file()
@@ -579,6 +624,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.force and target.is_file():
                 if same and entry.get("output_sha256") == _sha256(target):
                     skipped += 1
+                    if any(m not in entry.get("metrics", {}) for m in wanted):  # only the scores are new
+                        entry.setdefault("metrics", {}).update(_score(scorers, read_input(job.source),
+                                                                      read_image(target)))
+                        print(_metrics_line(job.source, entry["metrics"], scorers))
+                        write_record(out, record)
                     continue
                 if entry is None and job.output not in pending:  # a file this command did not write
                     raise UserError(f"{target} exists and is not listed in {out / RECORD_JSON}; use --force to "
@@ -607,6 +657,9 @@ def main(argv: list[str] | None = None) -> int:
                         "seconds": round(seconds, 4), "width": int(result.image.shape[1]),
                         "height": int(result.image.shape[0]),
                     }
+                    if scorers:
+                        record[job.output]["metrics"] = _score(scorers, read_input(job.source), result.image)
+                        tqdm.write(_metrics_line(job.source, record[job.output]["metrics"], scorers))
                     append_journal(out, {"output": job.output, "entry": record[job.output]})
                     if result.degradation is not None:
                         tqdm.write(f"{job.source}: {result.degradation} ({100 * result.probability:.1f}%)")

@@ -278,3 +278,32 @@ def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.
             raise UserError(f"{source}: entry {k!r} is not a tensor")
         out[str(k).removeprefix("module.")] = v
     return out
+
+
+def load_mat(path: str | os.PathLike, keys: tuple[str, ...], what: str = "parameter file") -> dict:
+    """Numeric arrays ``keys`` of a MATLAB v5 ``.mat`` file (NIQE's and BRISQUE's parameters).
+
+    scipy's reader decodes data only (it has no code objects to run); this also refuses any
+    variable that is not a plain numeric array (MATLAB objects, function handles, cells), so
+    what reaches a metric is exactly numbers. UserError naming the file and the variable.
+    """
+    import numpy as np
+    import scipy.io
+    from scipy.io.matlab import MatReadError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    try:
+        data = scipy.io.loadmat(str(path), variable_names=list(keys), mat_dtype=False)
+    except (MatReadError, ValueError, TypeError, OSError, NotImplementedError, EOFError, KeyError) as exc:
+        raise UserError(f"{path}: not a readable MATLAB v5 {what} ({exc})") from None
+    out = {}
+    for k in keys:
+        v = data.get(k)
+        if v is None:
+            raise UserError(f"{path}: {what} has no variable {k!r}")
+        if not isinstance(v, np.ndarray) or v.dtype.kind not in "fiu" or v.dtype.hasobject:
+            raise UserError(f"{path}: variable {k!r} is {getattr(v, 'dtype', type(v))}, not a numeric array; refused")
+        out[k] = np.array(v)
+    return out

@@ -59,7 +59,11 @@ def test_only_daclip_weights_dir_set_methods_and_metrics_use_one_folder(only_wei
     assert weights_main(["list", "--methods", "ours"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"weights folder: {only_weights_dir}"
-    assert all(str(only_weights_dir) in line for line in out[1:]) and len(out) == 6  # 3 metric + 2 method files
+    from benchmark.weights import WEIGHTS
+
+    # every metric file (LPIPS, FID and the no-reference metrics') + 2 method files
+    assert all(str(only_weights_dir) in line for line in out[1:]) and len(out) == 1 + len(WEIGHTS) + 2
+    assert len(WEIGHTS) == 8
 
 
 def test_weights_list_in_a_fresh_process_shows_the_folder(only_weights_dir):
