@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import skimage.data
@@ -18,94 +17,9 @@ from benchmark.run import main as bench_main
 from builders.index import index_folder
 from builders.io import read_image, save_image
 
+from reliability_fixtures import offline, crop, noisy, official, _manifest_pointing_at  # noqa: F401 (offline: an autouse fixture)
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("DACLIP_WEIGHTS_DIR", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("DACLIP_OFFLINE", "1")
-
-
-def crop(img, h, w, y=0, x=0):
-    return np.ascontiguousarray(img[y:y + h, x:x + w])
-
-
-def noisy(gt, seed=0, sigma=20):
-    rng = np.random.default_rng(seed)
-    return np.clip(gt.astype(np.int16) + rng.normal(0, sigma, gt.shape), 0, 255).astype(np.uint8)
-
-
-def official(root: Path, pairs) -> Path:
-    """val/<type>/{LQ,GT}/<name> files, then --index (the repro's way)."""
-    for task, name, lq, gt in pairs:
-        for kind, img in (("LQ", lq), ("GT", gt)):
-            save_image(root / "val" / task / kind / name, img)
-    index_folder(root)
-    return root
-
-
-def psnr_of(run: Path, method="identity", name="p0.png") -> float:
-    s = json.loads((run / "summary.json").read_text())
-    vals = [r for r in s["images"] if r["name"] == name and r["method_name"] == method]
-    assert len(vals) == 1
-    return float(vals[0]["values"]["psnr"])
-
-
-def _manifest_pointing_at(tmp_path, rel_lq: str):
-    from builders.io import sha256_file
-    from builders.manifest import write_manifest
-
-    astro = skimage.data.astronaut()
-    private = tmp_path / "private" / "holiday.png"
-    save_image(private, crop(astro, 48, 48, 200, 200))
-    ds = tmp_path / "ds"
-    gt = crop(astro, 48, 48, 10, 10)
-    save_image(ds / "val" / "noisy" / "GT" / "p0.png", gt)
-    lq_file = ds / rel_lq if not os.path.isabs(rel_lq) else Path(rel_lq)
-    write_manifest(ds, [{"id": "val/noisy/p0", "type": "noisy", "split": "val", "name": "p0.png",
-                         "lq_path": rel_lq, "gt_path": "val/noisy/GT/p0.png", "source": "t", "licence": "t",
-                         "width": 48, "height": 48, "parameters": "{}", "sha256": sha256_file(lq_file),
-                         "gt_sha256": sha256_file(ds / "val/noisy/GT/p0.png")}])
-    return ds, private
-
-
-def _tiny_nafnet(path: Path) -> str:
-    import torch
-
-    from daclip.networks import build_network
-
-    torch.manual_seed(0)
-    torch.save(build_network("nafnet", preset="tiny").state_dict(), path)
-    Path(str(path) + ".json").write_text(json.dumps({"network": "nafnet", "config": {"preset": "tiny"}}))
-    return str(path)
-
-
-def _photos(folder: Path, n: int = 3) -> list[Path]:
-    astro = skimage.data.astronaut()
-    paths = []
-    for i in range(n):
-        p = folder / f"i{i:02d}.png"
-        save_image(p, (crop(astro, 40, 48, 30 * i, 40 * i) // 3).astype(np.uint8))  # dark: low-light
-        paths.append(p)
-    return paths
-
-
-_KILL_AFTER_THIRD = """
-import os, signal, sys
-import builders.io as bio
-real, n = bio.save_image, [0]
-def save(path, img):
-    n[0] += 1
-    data = real(path, img)
-    if n[0] == 3:
-        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would, right after the third output
-    return data
-bio.save_image = save
-from daclip.restore import main
-sys.exit(main(sys.argv[1:]))
-"""
-
 
 
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
@@ -133,7 +47,6 @@ def test_a_manifest_row_outside_the_root_is_refused_naming_the_row(tmp_path, cap
     assert not any(p.read_bytes() == private.read_bytes() for p in published)
 
 
-
 def test_index_reports_every_link_and_uses_none_outside(tmp_path):
     astro = skimage.data.astronaut()
     outside = tmp_path / "elsewhere"
@@ -157,7 +70,6 @@ def test_index_reports_every_link_and_uses_none_outside(tmp_path):
     assert actions["hazy"].startswith("refused") and actions["b.png"].startswith("refused")
 
 
-
 def test_a_symlinked_type_folder_inside_the_root_is_reported_as_skipped(tmp_path):
     astro = skimage.data.astronaut()
     gt = crop(astro, 40, 40)
@@ -169,7 +81,6 @@ def test_a_symlinked_type_folder_inside_the_root_is_reported_as_skipped(tmp_path
     os.symlink(ds / "store" / "noisy", ds / "val" / "noisy")
     text = index_folder(ds)
     assert f"link {ds / 'val' / 'noisy'}" in text and "skipped" in text
-
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
@@ -190,7 +101,6 @@ def test_atomic_writes_follow_the_umask(tmp_path, mask):
     assert stat.S_IMODE(os.stat(tmp_path / "r.json").st_mode) == want
 
 
-
 def test_a_whole_run_folder_is_readable_under_umask_022(tmp_path):
     gt = crop(skimage.data.astronaut(), 40, 40)
     ds = official(tmp_path / "ds", [("noisy", "p0.png", noisy(gt), gt)])
@@ -202,7 +112,6 @@ def test_a_whole_run_folder_is_readable_under_umask_022(tmp_path):
     for p in files:
         assert stat.S_IMODE(os.stat(p).st_mode) & 0o044 == 0o044, p
     assert stat.S_IMODE(os.stat(ds / "manifest.parquet").st_mode) == 0o644 or True  # written by this process
-
 
 
 def test_pixel_limit_is_checked_from_the_header(tmp_path, monkeypatch):

@@ -12,97 +12,11 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from builders.index import index_folder
 from builders.io import read_image, save_image
 
+from reliability_fixtures import offline, crop, _tiny_nafnet, _photos, _KILL_AFTER_THIRD  # noqa: F401 (offline: an autouse fixture)
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("DACLIP_WEIGHTS_DIR", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("DACLIP_OFFLINE", "1")
-
-
-def crop(img, h, w, y=0, x=0):
-    return np.ascontiguousarray(img[y:y + h, x:x + w])
-
-
-def noisy(gt, seed=0, sigma=20):
-    rng = np.random.default_rng(seed)
-    return np.clip(gt.astype(np.int16) + rng.normal(0, sigma, gt.shape), 0, 255).astype(np.uint8)
-
-
-def official(root: Path, pairs) -> Path:
-    """val/<type>/{LQ,GT}/<name> files, then --index (the repro's way)."""
-    for task, name, lq, gt in pairs:
-        for kind, img in (("LQ", lq), ("GT", gt)):
-            save_image(root / "val" / task / kind / name, img)
-    index_folder(root)
-    return root
-
-
-def psnr_of(run: Path, method="identity", name="p0.png") -> float:
-    s = json.loads((run / "summary.json").read_text())
-    vals = [r for r in s["images"] if r["name"] == name and r["method_name"] == method]
-    assert len(vals) == 1
-    return float(vals[0]["values"]["psnr"])
-
-
-def _manifest_pointing_at(tmp_path, rel_lq: str):
-    from builders.io import sha256_file
-    from builders.manifest import write_manifest
-
-    astro = skimage.data.astronaut()
-    private = tmp_path / "private" / "holiday.png"
-    save_image(private, crop(astro, 48, 48, 200, 200))
-    ds = tmp_path / "ds"
-    gt = crop(astro, 48, 48, 10, 10)
-    save_image(ds / "val" / "noisy" / "GT" / "p0.png", gt)
-    lq_file = ds / rel_lq if not os.path.isabs(rel_lq) else Path(rel_lq)
-    write_manifest(ds, [{"id": "val/noisy/p0", "type": "noisy", "split": "val", "name": "p0.png",
-                         "lq_path": rel_lq, "gt_path": "val/noisy/GT/p0.png", "source": "t", "licence": "t",
-                         "width": 48, "height": 48, "parameters": "{}", "sha256": sha256_file(lq_file),
-                         "gt_sha256": sha256_file(ds / "val/noisy/GT/p0.png")}])
-    return ds, private
-
-
-def _tiny_nafnet(path: Path) -> str:
-    import torch
-
-    from daclip.networks import build_network
-
-    torch.manual_seed(0)
-    torch.save(build_network("nafnet", preset="tiny").state_dict(), path)
-    Path(str(path) + ".json").write_text(json.dumps({"network": "nafnet", "config": {"preset": "tiny"}}))
-    return str(path)
-
-
-def _photos(folder: Path, n: int = 3) -> list[Path]:
-    astro = skimage.data.astronaut()
-    paths = []
-    for i in range(n):
-        p = folder / f"i{i:02d}.png"
-        save_image(p, (crop(astro, 40, 48, 30 * i, 40 * i) // 3).astype(np.uint8))  # dark: low-light
-        paths.append(p)
-    return paths
-
-
-_KILL_AFTER_THIRD = """
-import os, signal, sys
-import builders.io as bio
-real, n = bio.save_image, [0]
-def save(path, img):
-    n[0] += 1
-    data = real(path, img)
-    if n[0] == 3:
-        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would, right after the third output
-    return data
-bio.save_image = save
-from daclip.restore import main
-sys.exit(main(sys.argv[1:]))
-"""
-
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (2, 3)])
@@ -114,7 +28,6 @@ def test_classical_restores_tiny_images_for_every_type(shape):
     for task in DEGRADATIONS:
         out = Classical().restore(img, task)
         assert out.dtype == np.uint8 and out.shape == img.shape, task
-
 
 
 def test_classical_streams_large_images_in_tiles_with_the_whole_image_result(monkeypatch):
@@ -142,7 +55,6 @@ def test_classical_streams_large_images_in_tiles_with_the_whole_image_result(mon
         assert out.shape == img.shape and out.dtype == np.uint8
 
 
-
 @pytest.mark.usefixtures("one_thread")
 def test_nafnet_streams_rows_of_tiles_with_the_pixels_of_tiled_apply(tmp_path, monkeypatch):
     import torch
@@ -166,7 +78,6 @@ def test_nafnet_streams_rows_of_tiles_with_the_pixels_of_tiled_apply(tmp_path, m
     assert seen and max(s[0] * s[1] for s in seen) <= 48 * 48  # never the whole image in float
 
 
-
 def test_an_option_or_weights_file_a_method_does_not_use_is_refused_by_name(tmp_path, capsys):
     from daclip.restore import main as restore_main
 
@@ -183,7 +94,6 @@ def test_an_option_or_weights_file_a_method_does_not_use_is_refused_by_name(tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(other) in err[0]
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
-
 
 
 def test_restore_resumes_after_sigkill(tmp_path):
@@ -208,7 +118,6 @@ def test_restore_resumes_after_sigkill(tmp_path):
     assert not (out / ".restore.journal").exists()
 
 
-
 def test_restore_never_takes_its_own_outputs_as_inputs(tmp_path, monkeypatch, capsys):
     from daclip.restore import main as restore_main
 
@@ -230,7 +139,6 @@ def test_restore_never_takes_its_own_outputs_as_inputs(tmp_path, monkeypatch, ca
     assert not list(photos.glob("*_png*.png"))
 
 
-
 def test_restore_walks_a_symlink_loop_once(tmp_path):
     photos = _photos(tmp_path / "in", 2) + _photos(tmp_path / "in" / "sub", 1)
     (tmp_path / "in" / "sub" / "i00.png").rename(tmp_path / "in" / "sub" / "s00.png")
@@ -245,7 +153,6 @@ def test_restore_walks_a_symlink_loop_once(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["i00.png", "i01.png", "s00.png"]
 
 
-
 @pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
 def test_restore_refuses_multi_frame_files(tmp_path, capsys, fmt):
     from daclip.restore import main as restore_main
@@ -258,7 +165,6 @@ def test_restore_refuses_multi_frame_files(tmp_path, capsys, fmt):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "3 frames" in err[0] and str(path) in err[0]
     assert not (tmp_path / "o").exists()
-
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
@@ -279,7 +185,6 @@ def test_restore_catches_a_truncated_file_before_writing_anything(tmp_path, caps
     assert not (tmp_path / "o").exists()
 
 
-
 def test_restore_a_1x1_image_with_every_classical_type(tmp_path):
     from builders.tasks import DEGRADATIONS
     from daclip.restore import main as restore_main
@@ -290,7 +195,6 @@ def test_restore_a_1x1_image_with_every_classical_type(tmp_path):
         out = tmp_path / task
         assert restore_main([str(src), "--method", "classical", "--task", task, "--out", str(out), "--quiet"]) == 0
         assert read_image(out / "dot.png").shape == (1, 1, 3)
-
 
 
 def test_restore_pixel_limit_refuses_from_the_header_and_can_be_raised(tmp_path, capsys):
@@ -306,7 +210,6 @@ def test_restore_pixel_limit_refuses_from_the_header_and_can_be_raised(tmp_path,
     assert restore_main([*args, "--out", str(tmp_path / "b"), "--max-megapixels", "0.12"]) == 0
 
 
-
 def test_demo_refuses_an_oversized_upload_with_a_message(tmp_path):
     from builders.errors import UserError
     from daclip.app import DemoConfig, restore_for_demo
@@ -319,7 +222,6 @@ def test_demo_refuses_an_oversized_upload_with_a_message(tmp_path):
     import daclip
 
     assert np.array_equal(out, daclip.restore(src, method="classical", task="noisy").image)
-
 
 
 @pytest.mark.usefixtures("one_thread")
