@@ -353,6 +353,11 @@ class NetworkMethod(Method):
     def _contexts(self, lq: torch.Tensor) -> dict:
         return daclip_contexts(self.spec, self.conditioner, lq)  # the whole batch in one DA-CLIP call
 
+    def _stream_contexts(self, lq: np.ndarray) -> dict:
+        """The per-image inputs of one streamed (row-tiled) image; a float copy of the whole
+        image is made only when DA-CLIP needs to see it."""
+        return self._contexts(to_tensor(lq, self.device)) if self.conditioner is not None else {}
+
     def _fast(self, fn):
         """``fn`` (the network or its restoring call) with the speed options applied."""
         if self.opts.channels_last and self.net is not None:
@@ -433,7 +438,7 @@ class NetworkMethod(Method):
                 # (net_batch > 1 keeps tiled_apply: its tiles of several images share calls.)
                 run, fit = self._call(), self.fit
                 for i in idx:
-                    ctx = self._contexts(to_tensor(lqs[i], self.device)) if self.conditioner is not None else {}
+                    ctx = self._stream_contexts(lqs[i])
                     out[i] = tiled_rows(lambda x, **c: apply_fitted(lambda xx: run(xx, **c), [x], fit), lqs[i],
                                         self.tiling, self.device, per_image=ctx, tile_batch=self._tile_batch(1))
                 continue
@@ -536,6 +541,9 @@ class PerImageContextMethod(NetworkMethod):
         raise NotImplementedError
 
     def _contexts(self, lq: torch.Tensor) -> dict:
+        return self._ctx
+
+    def _stream_contexts(self, lq: np.ndarray) -> dict:
         return self._ctx
 
     @torch.no_grad()

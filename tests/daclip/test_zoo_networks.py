@@ -467,3 +467,33 @@ def test_benchmark_protocol_picks_each_release_or_skips(tmp_path, monkeypatch):
     monkeypatch.setenv("DACLIP_OFFLINE", "1")
     with pytest.raises(MethodUnavailable, match=r"instructir: no release for protocol '5d' \(releases: 7d\)"):
         method_spec("instructir").factory(**opts["instructir"]).prepare("cpu")
+
+
+@pytest.mark.parametrize("name", ["instructir", "onerestore"])
+def test_per_image_context_methods_stream_large_images(tmp_path, monkeypatch, name):
+    """An image over the tiling size goes through in rows of tiles (issue 17) with its
+    embedding (text or scene) passed to every tile: the same pixels as the whole-batch tiling."""
+    import daclip.networks.instructir as iir
+    from daclip.inference import to_tensor, to_uint8
+    from daclip.registry import method_spec
+
+    monkeypatch.setenv("DACLIP_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("DACLIP_OFFLINE", "1")
+    monkeypatch.setattr(iir, "InstructionEncoder", _FakeEncoder)
+    if name == "instructir":
+        im = randomise(build_network("instructir", preset="tiny"), 1)
+        torch.save(OrderedDict(randomise(build_network("instructir-lm"), 2).state_dict()), tmp_path / "lm.pt")
+        weights = f'{_cache(tmp_path, "instructir-7d", OrderedDict(im.state_dict()))},{tmp_path / "lm.pt"}'
+        m = method_spec(name).factory(weights=weights, preset="tiny", tile=32, overlap=8, max_pixels=1000)
+    else:
+        _cache(tmp_path, "onerestore-cdd11", randomise(build_network("onerestore", preset="tiny"), 1).state_dict())
+        _cache(tmp_path, "onerestore-embedder", randomise(build_network("onerestore-embedder"), 2).state_dict())
+        m = method_spec(name).factory(preset="tiny", tile=32, overlap=8, max_pixels=1000)
+    m.prepare("cpu")
+    lq = np.random.default_rng(3).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    assert m.streams and not m.tiling.whole(*lq.shape[:2])
+    streamed = m.restore(lq, "hazy")
+    m._ctx = m.image_context(lq, "hazy")
+    whole_batch = to_uint8(m.restore_tensor(to_tensor(lq, "cpu")))
+    assert streamed.shape == lq.shape
+    assert np.array_equal(streamed, whole_batch)
