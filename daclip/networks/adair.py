@@ -21,30 +21,7 @@ import torch.nn.functional as F
 
 from .loading import resolve_preset
 from .registry import register_network
-from .restormer import Downsample, OverlapPatchEmbed, Upsample, blocks, reflect_pad
-
-
-class ChannelCrossAttention(nn.Module):
-    """Transposed (channel) attention with queries from ``x`` and keys/values from ``y``."""
-
-    def __init__(self, dim: int, num_head: int, bias: bool):
-        super().__init__()
-        self.num_head = num_head
-        self.temperature = nn.Parameter(torch.ones(num_head, 1, 1))
-        self.q = nn.Conv2d(dim, dim, 1, bias=bias)
-        self.q_dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=bias)
-        self.kv = nn.Conv2d(dim, dim * 2, 1, bias=bias)
-        self.kv_dwconv = nn.Conv2d(dim * 2, dim * 2, 3, padding=1, groups=dim * 2, bias=bias)
-        self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        q = self.q_dwconv(self.q(x))
-        k, v = self.kv_dwconv(self.kv(y)).chunk(2, dim=1)
-        q, k, v = (t.reshape(b, self.num_head, c // self.num_head, h * w) for t in (q, k, v))
-        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-        attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
-        return self.project_out((attn @ v).reshape(b, c, h, w))
+from .restormer import ChannelCrossAttention, Downsample, OverlapPatchEmbed, Upsample, blocks, reflect_pad
 
 
 class SpatialGate(nn.Module):

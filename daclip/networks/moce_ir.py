@@ -29,30 +29,7 @@ import torch.nn.functional as F
 
 from .loading import resolve_preset
 from .registry import register_network
-from .restormer import Attention, ChannelLayerNorm, Downsample, FeedForward, OverlapPatchEmbed, Upsample, reflect_pad
-
-
-class CrossAttention(nn.Module):
-    """Channel attention with queries from ``x`` and keys/values (7x7 depthwise) from ``y``."""
-
-    def __init__(self, dim: int, num_heads: int, bias: bool):
-        super().__init__()
-        self.num_heads = num_heads
-        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.q = nn.Conv2d(dim, dim, 1, bias=bias)
-        self.q_dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=bias)
-        self.kv = nn.Conv2d(dim, dim * 2, 1, bias=bias)
-        self.kv_dwconv = nn.Conv2d(dim * 2, dim * 2, 7, padding=3, groups=dim * 2, bias=bias)
-        self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        q = self.q_dwconv(self.q(x))
-        k, v = self.kv_dwconv(self.kv(y)).chunk(2, dim=1)
-        q, k, v = (t.reshape(b, self.num_heads, c // self.num_heads, h * w) for t in (q, k, v))
-        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-        attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
-        return self.project_out((attn @ v).reshape(b, c, h, w))
+from .restormer import Attention, ChannelCrossAttention, ChannelLayerNorm, Downsample, FeedForward, OverlapPatchEmbed, Upsample, reflect_pad
 
 
 class FFTAttention(nn.Module):
@@ -188,7 +165,7 @@ class DecoderBlock(nn.Module):
         self.norms = nn.ModuleList([ChannelLayerNorm(dim, ln), ChannelLayerNorm(dim, ln)])
         self.proj = nn.ModuleList([nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, dim, 1)])
         self.shared = Attention(dim, num_heads, bias)
-        self.mixer = CrossAttention(dim, num_heads, bias)
+        self.mixer = ChannelCrossAttention(dim, num_heads, bias, kv_kernel=7)
         self.ffn = FeedForward(dim, ffn, bias)
         self.adapter = AdapterLayer(dim, **adapter)
 

@@ -93,6 +93,30 @@ class Attention(nn.Module):
         return self.project_out((attn @ v).reshape(b, c, h, w))
 
 
+class ChannelCrossAttention(nn.Module):
+    """MDTA with queries from ``x`` and keys/values from ``y`` (AdaIR's frequency modulation,
+    MoCE-IR's decoder mixer with ``kv_kernel=7``)."""
+
+    def __init__(self, dim: int, num_heads: int, bias: bool, kv_kernel: int = 3):
+        super().__init__()
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.q = nn.Conv2d(dim, dim, 1, bias=bias)
+        self.q_dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=bias)
+        self.kv = nn.Conv2d(dim, dim * 2, 1, bias=bias)
+        self.kv_dwconv = nn.Conv2d(dim * 2, dim * 2, kv_kernel, padding=kv_kernel // 2, groups=dim * 2, bias=bias)
+        self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q = self.q_dwconv(self.q(x))
+        k, v = self.kv_dwconv(self.kv(y)).chunk(2, dim=1)
+        q, k, v = (t.reshape(b, self.num_heads, c // self.num_heads, h * w) for t in (q, k, v))
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
+        return self.project_out((attn @ v).reshape(b, c, h, w))
+
+
 class TransformerBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool, LayerNorm_type: str):
         super().__init__()
