@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from PIL import Image
 from benchmark.run import main as bench_main
 from benchmark.summary import read_summary
 from builders.build import main as build_main
+from chromium_page import render  # tests/chromium_page.py
 
 
 def _nr_weights(d):
@@ -91,20 +91,8 @@ def test_lq_only_dataset_runs_end_to_end_and_renders(photos, tmp_path, capsys):
     html = page.read_text()
     assert "Ground truth" not in html.split('id="examples"')[1].split("<h2")[0]
     assert "NIQE ↓" in html and "MUSIQ" not in html
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("headless Chromium not installed (Debian package 'chromium')")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    shot = tmp_path / "shot.png"
-    r = subprocess.run([chromium, *flags, "--window-size=1280,2000", f"--screenshot={shot}", page.as_uri()],
-                       capture_output=True, text=True, timeout=120)
-    assert shot.exists() and shot.stat().st_size > 10_000, r.stderr[-2000:]
-    with Image.open(shot) as im:
-        assert np.asarray(im.convert("L")).std() > 5
-    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
-                         timeout=120).stdout
+    _, std, dom = render(page, tmp_path)
+    assert std > 5
     cells = dom.split('id="table-niqe"')[1].split("</table>")[0]
     assert cells.count("<tr>") >= 3 and any(ch.isdigit() for ch in cells)
     ex = dom.split('id="examples"')[1]

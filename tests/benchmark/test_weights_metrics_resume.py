@@ -19,6 +19,7 @@ from benchmark.weights import main as weights_main
 from builders.manifest import read_manifest, write_manifest
 
 from benchmark_weights_fixtures import make_standin_weights, standin_digests
+from chromium_page import chromium_or_skip, render  # tests/chromium_page.py
 
 ROOT = Path(__file__).parents[2]
 TASKS = "noisy,hazy"
@@ -202,9 +203,7 @@ def _evil_dataset(mini_root, root):
 
 
 def test_report_in_headless_chromium_escapes_names(mini_root, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("headless Chromium not installed (Debian package 'chromium'; .ci/run installs it)")
+    chromium_or_skip()
     ds = tmp_path / "ds"
     evil = _evil_dataset(mini_root, ds)
     out = tmp_path / "run"
@@ -213,16 +212,8 @@ def test_report_in_headless_chromium_escapes_names(mini_root, tmp_path):
     page = out / "report" / "index.html"
     html = page.read_text()
     assert "evil&lt;script&gt;alert(1)&lt;_script&gt;.png" in html and evil not in html
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    shot = tmp_path / "shot.png"
-    r = subprocess.run([chromium, *flags, "--window-size=1280,2000", f"--screenshot={shot}", page.as_uri()],
-                       capture_output=True, text=True, timeout=120)
-    assert shot.exists() and shot.stat().st_size > 10_000, r.stderr[-2000:]
-    with Image.open(shot) as im:
-        assert im.size == (1280, 2000) and np.asarray(im.convert("L")).std() > 5  # not a blank page
-    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    size, std, dom = render(page, tmp_path)
+    assert size == (1280, 2000) and std > 5  # not a blank page
     assert dom.count("<script") == 1  # only the page's own sorter; the name stayed text
     assert "evil&lt;script&gt;" in dom
     psnr_cells = dom.split('id="table-psnr"')[1].split("</table>")[0]
