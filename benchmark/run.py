@@ -21,6 +21,10 @@ DEFAULT_OUT = Path("results")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from builders.protocols import protocol_names
+
+    from .conventions import convention_names
+
     p = argparse.ArgumentParser(
         prog="python -m benchmark.run",
         description="Run restoration methods over a built dataset, score them per image and per "
@@ -33,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'mini' (built into datasets/mini if missing; the default) or the root of any built dataset "
                    "(with --protocol: default datasets/<protocol>)")
     p.add_argument("--protocol", metavar="NAME",
-                   help="a benchmark protocol (3d, 5d, cdd11, daclip10): its tasks, its dataset root, its own metric "
+                   help=f"a benchmark protocol ({', '.join(protocol_names())}): its tasks, its dataset root, its own metric "
                    "convention beside the unified one, and a report of reported vs reproduced numbers")
     p.add_argument("--conventions", metavar="NAME[,NAME]",
-                   help="metric conventions to score (promptir, moce-ir, instructir, onerestore, maskdcpt, basicsr); "
+                   help=f"metric conventions to score ({', '.join(convention_names())}); "
                    "default with --protocol: its own and basicsr (the unified one)")
     p.add_argument("--methods", help="comma-separated method names, 'all', or 'default' "
                    "(every method that needs no downloaded weights). --list-methods shows them")
