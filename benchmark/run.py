@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--workers must be >= 1 (or 0: one per core), got {args.workers}")
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file, not a folder")
+    max_pixels = pixel_limit(args.max_megapixels)  # checked before the mini set is built
     from daclip.device import check_device
 
     device = check_device(args.device)
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                     device=device, limit=args.limit, progress=not args.quiet, batch_size=batch_size,
                     amp=parse_precision(args.amp, "--amp", auto=False), workers=args.workers,
                     metric_backend=args.metric_backend, type_words=protocol.words() if protocol else {},
-                    max_pixels=pixel_limit(args.max_megapixels), results=results)
+                    max_pixels=max_pixels, results=results)
     with run_folder(args.out):  # one writer per run folder, from the first table to the report
         result = run_benchmark(cfg)
         if result is None:  # a torchrun rank other than 0: rank 0 writes the results

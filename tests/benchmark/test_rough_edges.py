@@ -189,3 +189,12 @@ def test_captioning_progress_bar_starts_at_the_done_count(tmp_path, capsys):
     assert summary.generated == 3 and summary.to_caption == 3
     err = capsys.readouterr().err
     assert "5/8" in err and "8/8" in err and "0/3" not in err
+
+
+def test_a_negative_pixel_limit_is_refused_before_the_mini_set_is_built(tmp_path, monkeypatch, capsys):
+    from benchmark.run import main as run_main
+
+    monkeypatch.chdir(tmp_path)
+    assert run_main(["--max-megapixels", "-3", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: --max-megapixels must be >= 0 (0: no limit), got -3"]
+    assert not (tmp_path / "datasets").exists() and not (tmp_path / "run").exists()
