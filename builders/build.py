@@ -23,7 +23,15 @@ DEFAULT_MINI_ROOT = Path("datasets/mini")
 DEFAULT_VAL_ROOT = Path("datasets/daclip-val")
 
 
+def _buildable_protocols() -> list[str]:
+    """Protocol names ``--preset`` builds (daclip10 is built by --preset daclip-val, so it is not one)."""
+    from .protocols import get_protocol, protocol_names
+
+    return [n for n in protocol_names() if get_protocol(n).preset is None]
+
+
 def build_parser() -> argparse.ArgumentParser:
+    protocols = ", ".join(_buildable_protocols())
     p = argparse.ArgumentParser(
         prog="python -m builders.build",
         description="Build the ten-type DA-CLIP dataset layout <root>/{train,val}/<type>/{LQ,GT} "
@@ -34,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--preset", metavar="NAME",
                      help="mini: offline set from scikit-image's bundled photographs; daclip-val: the authors' "
                      f"ten-type validation zip (the paper's test set; default root {DEFAULT_VAL_ROOT}); "
-                     "3d, 5d, cdd11: a benchmark protocol's test set (default root datasets/<name>)")
+                     f"{protocols}: a benchmark protocol's test set (default root datasets/<name>)")
     src.add_argument("--images", type=Path, metavar="DIR",
                      help="synthesise all ten types from a folder of clean photographs "
                      "(sorted; every fifth image goes to val)")
@@ -85,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     full.add_argument("--max-extract-ratio", type=float, default=100.0, metavar="R",
                       help="refuse an archive that expands to more than R times its own size (image archives "
                       "expand about 1x, a zip bomb 1000x; default 100)")
-    prot = p.add_argument_group("protocols (--preset 3d|5d|cdd11)")
+    prot = p.add_argument_group(f"protocols (--preset {'|'.join(_buildable_protocols())})")
     prot.add_argument("--with-train", action="store_true",
                       help="also build the training sets whose sources have recipes (the others are listed)")
     prot.add_argument("--noise", default="seeded", choices=["seeded", "upstream", "from-files"],
@@ -99,9 +107,9 @@ def _protocol_preset(name: str | None):
     """The protocol a --preset names (None for mini/daclip-val); unknown names are one error line."""
     if name is None or name in ("mini", "daclip-val"):
         return None
-    from .protocols import get_protocol, protocol_names
+    from .protocols import get_protocol
 
-    buildable = [n for n in protocol_names() if get_protocol(n).preset is None]
+    buildable = _buildable_protocols()
     if name not in buildable:
         raise UserError(f"unknown --preset {name!r}; choose from: mini, daclip-val, {', '.join(buildable)}")
     return get_protocol(name)

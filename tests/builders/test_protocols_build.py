@@ -279,3 +279,16 @@ def test_with_train_builds_known_training_sources(tmp_path, capsys):
                           fx.read(tmp_path / "in" / "b" / "CDD-11_train" / "clear" / r["name"]))
     out = capsys.readouterr().out
     assert "cdd11-train: 22 built" in out
+
+
+def test_preset_help_names_each_buildable_protocol(monkeypatch):
+    """The --preset help comes from the protocol registry: a protocol added as a YAML file is listed."""
+    import builders.build as build
+    from builders.protocols import get_protocol
+
+    text = " ".join(build.build_parser().format_help().split())
+    assert "3d, 5d, cdd11: a benchmark protocol's test set" in text and "protocols (--preset 3d|5d|cdd11)" in text
+    assert get_protocol("daclip10").preset == "daclip-val"  # built by its own preset, so not listed
+    monkeypatch.setattr(build, "_buildable_protocols", lambda: ["3d", "5d", "cdd11", "7d"])
+    text = " ".join(build.build_parser().format_help().split())
+    assert "3d, 5d, cdd11, 7d: a benchmark" in text and "--preset 3d|5d|cdd11|7d" in text
