@@ -33,7 +33,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from builders.errors import UserError
 from builders.registry import Registry
 from daclip.psnr import psnr_from_mse
 

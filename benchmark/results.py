@@ -6,11 +6,18 @@ number of images), as in the paper's Table 3.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import pandas as pd
 
 AVERAGE = "average"
+
+
+def set_hash(group: pd.DataFrame) -> str:
+    """Identifies the exact image set a FID value was computed on (ids, LQ and GT hashes)."""
+    keys = group["id"] + ":" + group["sha256"] + ":" + group["gt_sha256"]
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
 
 
 def select_values(values: pd.DataFrame, items: pd.DataFrame, methods) -> pd.DataFrame:
@@ -27,8 +34,6 @@ def select_values(values: pd.DataFrame, items: pd.DataFrame, methods) -> pd.Data
 
 def select_sets(sets: pd.DataFrame, items: pd.DataFrame, methods, split: str) -> pd.DataFrame:
     """Per-type set values (FID, KID) of this run's weights, computed on exactly these images."""
-    from .runner import set_hash
-
     hashes = {t: set_hash(g) for t, g in items.groupby("type", sort=False)}
     current = {(m.name, m.weights_id) for m in methods}
     keep = [(m, w) in current and hashes.get(t) == h and s == split

@@ -211,17 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     methods = parse_methods(args.methods)
     cfg_weights = _weights(args.weights, methods)
     options = _options(args.option, methods)
-    protocol = conventions = None
+    protocol = chosen = None
     if args.protocol:
         from builders.protocols import get_protocol
 
         protocol = get_protocol(args.protocol)
     if args.conventions or protocol is not None:
-        conventions = _conventions(args.conventions, protocol)
+        chosen = _conventions(args.conventions, protocol)
     if protocol is not None:
         options = protocol_releases(protocol.name, methods, options, cfg_weights)
     tasks = _tasks(args.tasks, protocol)
-    metrics = _metrics(args.metrics, conventions)
+    metrics = _metrics(args.metrics, chosen)
     from .result_folders import parse_results
 
     results = parse_results(args.results, methods)
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         if protocol is not None:
             from .protocol_report import protocol_block
 
-            summary["protocol"] = protocol_block(protocol, conventions, result.items, summary)
+            summary["protocol"] = protocol_block(protocol, chosen, result.items, summary)
         write_summary(args.out, summary, long)
         page = render_report(args.out, summary)
         if protocol is not None:

@@ -24,7 +24,7 @@ from reports.run_folder import decode_non_finite, encode_non_finite, read_summar
 from .metrics import get_metric
 from .result_folders import ResultFolder
 from .results import metric_table, per_task, select_sets, select_values
-from .runner import RunConfig, RunResult
+from .run_config import RunConfig, RunResult
 
 
 def _versions() -> dict[str, str]:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .attention import (
     FullAttention,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from builders.errors import UserError
 from daclip.networks import build_network, load_network
-from test_released_formats import adamw_state, lightning_checkpoint, randomise
+from test_released_formats import lightning_checkpoint, randomise
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 X = torch.rand(1, 3, 29, 43, generator=torch.Generator().manual_seed(0))  # odd sides
