@@ -15,7 +15,8 @@ from PIL import Image
 import daclip
 from builders.io import read_image, save_image
 from builders.tasks import DEGRADATIONS
-from daclip.restore import main, plan_outputs, read_input
+from daclip.restore import main, read_input
+from daclip.restore_files import plan_outputs
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((REPO / "daclip" / "configs" / "tiny.yaml").read_text())
