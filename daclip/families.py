@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from .inference import DaclipConditioner, apply_fitted
-from .methods import (DiffusionMethod, InstructIRMethod, NetSpec, NetworkMethod, OneRestoreMethod, RouterNoiseMethod,
-                      daclip_contexts)
+from .methods import DiffusionMethod, NetSpec, NetworkMethod, daclip_contexts
 from .sde import IRSDE, make_generator
+from .zoo_methods import InstructIRMethod, OneRestoreMethod, RouterNoiseMethod
 
 
 class Family:
