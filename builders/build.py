@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.images or args.all or args.only or args.status or args.export_hf or args.index:
             raise UserError(f"--preset {protocol.name} builds a protocol's test set; it takes no other mode")
         if args.list:
-            from .full import list_json, list_text
+            from .full_report import list_json, list_text
             from .protocol_build import protocol_recipes
 
             recipes = protocol_recipes(protocol, args.with_train)

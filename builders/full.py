@@ -14,36 +14,32 @@ not be paired go to <root>/build_report.json and are printed, never dropped sile
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from . import manifest as mf
 from .download import DownloadConfig, Fetched, fetch, forget
 from .errors import UserError
 from .extract import DEFAULT_LIMITS, ArchiveProblem, DamagedArchive, EncryptedArchive, ExtractLimits, safe_extract
-from .io import atomic_write_bytes, atomic_write_text, centre_crop, is_plain_png, read_image, save_image, sha256_bytes, sha256_file
-from .layout import item_id, pair_relpaths
+from .full_report import REPORT_NAME, list_json, list_text, read_report, save_report, status_table, summary_text
+from .io import atomic_write_text, sha256_file
 from .lock import FolderLock
 from .naming import is_image, unique_stems
+from .pair_convert import Job, _convert_star
 from .pairing import SourcePair, pair_source
 from .sources import NeededFile, Recipe, preset_recipes, recipes_for
 from .sources.base import ARCHIVE_SUFFIXES
-from .synth import seed_for, synthesize
+from .synth import seed_for
 from .synth.base import STORE_AWARE
-from .synth.inpaint import apply_mask
-from .tasks import DEGRADATIONS, SPLITS, table1
+from .tasks import DEGRADATIONS, SPLITS
 
 DEFAULT_ROOT = Path("datasets/universal")
-REPORT_NAME = "build_report.json"
 
 
 @dataclass(frozen=True)
@@ -61,46 +57,6 @@ class FullBuildConfig:
     uint8_store: str = "truncate"
 
 
-@dataclass(frozen=True)
-class Job:
-    """One output pair; picklable so it can run in a worker process."""
-
-    task: str
-    split: str
-    name: str  # output file name (<stem>.png)
-    gt: str
-    lq: str | None
-    mask: str | None
-    lq_kind: str  # "real" | "synthetic" | "mask"
-    seed: int | None
-    origin: str  # manifest "source"
-    licence: str
-    params: str  # JSON of what identifies the inputs (recipe, source files, extras)
-    gt_expect: tuple | None = None  # published (size, sha256) of the GT file: checked before use
-    store: str | None = None  # uint8 store convention of the synthetic LQ (noisy, jpeg-compressed)
-    crop: int = 0  # centre-crop LQ and GT to a multiple of this (a protocol's test geometry; 0: none)
-
-    @property
-    def id(self) -> str:
-        return item_id(self.split, self.task, self.name)
-
-    @property
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps([self.lq_kind, self.seed, self.params]).encode()).hexdigest()[:16]
-
-
-def _digest_problem(job: "Job") -> str | None:
-    """Why the GT file is not the published one (expected and actual values), or None."""
-    if job.gt_expect is None:
-        return None
-    size, sha = job.gt_expect
-    have_size, have = Path(job.gt).stat().st_size, sha256_file(job.gt)
-    if have == sha and (size is None or have_size == size):
-        return None
-    return (f"{Path(job.gt).name}: sha256 {have} ({have_size} bytes), expected the published {sha}"
-            + (f" ({size} bytes)" if size is not None else "") + "; the file is not used")
-
-
 @dataclass
 class RecipeOutcome:
     name: str
@@ -115,92 +71,6 @@ class RecipeOutcome:
     notes: list = field(default_factory=list)
     variant: str = ""  # which of the source's file sets was used
     layout: list = field(default_factory=list)  # which of the known inner layouts was met
-
-
-# ------------------------------------------------------------------------------------ conversion
-
-def _read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
-    with Image.open(path) as im:
-        m = im.convert("L")
-        if m.size != size:
-            # Area interpolation, as DA-CLIP's cv2.resize(..., INTER_AREA).
-            m = m.resize(size, Image.Resampling.BOX)
-        return np.asarray(m)
-
-
-def _png_bytes_if_plain(path: str) -> bytes | None:
-    """The file's bytes when it already is an 8-bit RGB PNG: copied as is, saving a re-encode."""
-    if not path.lower().endswith(".png") or not is_plain_png(path):
-        return None
-    return Path(path).read_bytes()
-
-
-def _write(path: Path, img: np.ndarray, src: str | None) -> bytes:
-    raw = _png_bytes_if_plain(src) if src else None
-    if raw is None:
-        return save_image(path, img)
-    atomic_write_bytes(path, raw)
-    return raw
-
-
-def _is_current(root: Path, job: Job, row: dict | None) -> bool:
-    if row is None:
-        return False
-    try:
-        if json.loads(row["parameters"]).get("job_key") != job.key:
-            return False
-    except ValueError:
-        return False
-    lq, gt = root / row["lq_path"], root / row["gt_path"]
-    return (lq.is_file() and gt.is_file() and sha256_file(lq) == row["sha256"]
-            and sha256_file(gt) == row["gt_sha256"])
-
-
-def convert(job: Job, root: str, row: dict | None, force: bool) -> dict:
-    """Build one pair. Returns {"status": "built"|"skipped"|"failed", "row" or "problem"}."""
-    root = Path(root)
-    if not force and _is_current(root, job, row):
-        return {"status": "skipped", "id": job.id}
-    params = {**json.loads(job.params), "job_key": job.key}
-    bad = _digest_problem(job)
-    if bad is not None:
-        return {"status": "failed", "id": job.id, "problem": {
-            "id": job.id, "kind": "digest-mismatch", "lq": job.lq, "gt": job.gt, "detail": bad}}
-    try:
-        whole = read_image(job.gt)
-        gt = centre_crop(whole, job.crop)
-        cropped = gt.shape != whole.shape
-        if job.lq_kind == "real":
-            whole = read_image(job.lq)
-            lq = centre_crop(whole, job.crop)
-            cropped = cropped or lq.shape != whole.shape
-            if lq.shape != gt.shape:
-                return {"status": "failed", "id": job.id, "problem": {
-                    "id": job.id, "kind": "size-mismatch", "lq": job.lq, "gt": job.gt,
-                    "detail": f"LQ {lq.shape[1]}x{lq.shape[0]} vs GT {gt.shape[1]}x{gt.shape[0]}"}}
-        elif job.lq_kind == "synthetic":
-            out = synthesize(job.task, gt, job.seed, store=job.store)
-            lq, params = out.lq, {**params, **out.params}
-        else:
-            out = apply_mask(gt, _read_mask(job.mask, (gt.shape[1], gt.shape[0])))
-            lq, params = out.lq, {**params, **out.params}
-    except UserError as exc:
-        return {"status": "failed", "id": job.id, "problem": {
-            "id": job.id, "kind": "unreadable", "lq": job.lq, "gt": job.gt, "detail": str(exc)}}
-    lq_rel, gt_rel = pair_relpaths(job.split, job.task, job.name)
-    # A file is copied as it is only when nothing was cropped from it.
-    gt_bytes = _write(root / gt_rel, gt, None if cropped else job.gt)
-    lq_bytes = _write(root / lq_rel, lq, job.lq if job.lq_kind == "real" and not cropped else None)
-    return {"status": "built", "id": job.id, "row": {
-        "id": job.id, "type": job.task, "split": job.split, "name": job.name,
-        "lq_path": lq_rel, "gt_path": gt_rel, "source": job.origin, "licence": job.licence,
-        "width": int(gt.shape[1]), "height": int(gt.shape[0]),
-        "parameters": json.dumps(params, sort_keys=True),
-        "sha256": sha256_bytes(lq_bytes), "gt_sha256": sha256_bytes(gt_bytes)}}
-
-
-def _convert_star(args):
-    return convert(*args)
 
 
 # ------------------------------------------------------------------------------------ planning
@@ -433,17 +303,17 @@ def _build_full_locked(cfg: FullBuildConfig, root: Path, recipes: list[Recipe] |
             paired = pair_source(recipe.pairing, located)
         except UserError as exc:
             out.error = str(exc)
-            _save_report(root, report, outcomes)
+            save_report(root, report, outcomes)
             continue
         out.problems = paired.problems
         out.layout += paired.layout
         jobs = plan_jobs(recipe, paired.pairs, located, cfg, {n: f["sha256"] for n, f in out.files.items()})
         out.found = dict(Counter(f"{j.task}/{j.split}" for j in jobs))
         manifest = _build_jobs(root, jobs, cfg, manifest, out)
-        _save_report(root, report, outcomes)
+        save_report(root, report, outcomes)
     if manifest.empty and not mf.manifest_path(root).exists():
         mf.write_manifest(root, [])
-    return _save_report(root, report, outcomes)
+    return save_report(root, report, outcomes)
 
 
 def _build_jobs(root: Path, jobs: list[Job], cfg: FullBuildConfig, manifest, out: RecipeOutcome):
@@ -497,127 +367,6 @@ def _stale_ids(manifest, recipe: str, tasks: set[str], current: set[str]) -> set
             except ValueError:
                 pass
     return stale
-
-
-# ------------------------------------------------------------------------------------- reports
-
-def read_report(root: Path) -> dict:
-    path = Path(root) / REPORT_NAME
-    if path.exists():
-        try:
-            return json.loads(path.read_text())
-        except ValueError:
-            pass
-    return {"recipes": {}}
-
-
-def _save_report(root: Path, report: dict, outcomes: list[RecipeOutcome]) -> dict:
-    for o in outcomes:
-        report["recipes"][o.name] = asdict(o)
-    report["failing_pairs"] = sum(len(r["failed"]) for r in report["recipes"].values())
-    report["unpaired_files"] = sum(len(r["problems"]) for r in report["recipes"].values())
-    report["errors"] = {n: r["error"] for n, r in report["recipes"].items() if r.get("error")}
-    atomic_write_text(Path(root) / REPORT_NAME, json.dumps(report, indent=1, sort_keys=True))
-    return report
-
-
-def paper_counts() -> dict[tuple[str, str], int]:
-    """(type, split) -> the paper's count (Table 1: its #Test is what this build calls val)."""
-    t = table1()
-    return {(k, "train"): n for k, n in t["train"].items()} | {(k, "val"): n for k, n in t["test"].items()}
-
-
-def status_table(root: Path) -> str:
-    """Per type and split: pairs present (manifest rows whose files exist) / the paper's count."""
-    if not mf.manifest_path(root).is_file():
-        what = "does not exist" if not root.exists() else "is a file" if not root.is_dir() else "has no dataset"
-        raise UserError(f"--status: {root} {what} (no {mf.manifest_path(root).name}); build a dataset there with "
-                        f"--all, --only TYPE or --preset, or index an official-layout folder with --index {root}")
-    df = mf.read_manifest(root, required=False)
-    present: Counter = Counter()
-    for r in df.to_dict("records"):
-        if (root / r["lq_path"]).is_file() and (root / r["gt_path"]).is_file():
-            present[(r["type"], r["split"])] += 1
-    paper = paper_counts()
-    lines = [f"{'type':<16} " + " ".join(f"{s + ' (have/paper)':>22}" for s in SPLITS)]
-    for t in DEGRADATIONS:
-        cells = []
-        for s in SPLITS:
-            have, want = present[(t, s)], paper.get((t, s), 0)
-            mark = "" if have == want else (" +" if have > want else " -")
-            cells.append(f"{f'{have}/{want}{mark}':>22}")
-        lines.append(f"{t:<16} " + " ".join(cells))
-    tot = [(sum(present[(t, s)] for t in DEGRADATIONS), sum(paper.get((t, s), 0) for t in DEGRADATIONS)) for s in SPLITS]
-    lines.append(f"{'total':<16} " + " ".join(f"{f'{h}/{w}':>22}" for h, w in tot))
-    lines.append("have: pairs in the manifest whose LQ and GT files exist under the root; paper: the paper's "
-                 "count (val = its test set). '-' fewer pairs than the paper, '+' more, no mark: equal.")
-    return "\n".join(lines)
-
-
-def _known(f: NeededFile) -> str:
-    digests = ", ".join(f"{k} {v}" for k, v in f.digests.items()) or "digest not published"
-    return f"size {f.size if f.size is not None else 'not published'}, {digests}"
-
-
-def list_text(recipes: list[Recipe]) -> str:
-    out = []
-    for r in recipes:
-        out.append(f"{r.name}: {r.title}  [{', '.join(r.tasks)}; LQ {r.lq}]")
-        out.append(f"  split:   {r.split_note}")
-        out.append("  paper:   " + ", ".join(f"{t}/{s} {n}" for (t, s), n in r.expected.items()))
-        out.append(f"  licence: {r.licence}")
-        for label, names in r.variants:
-            out.append(f"  either:  {label}: {' + '.join(names) if len(names) < 4 else f'{len(names)} files'}")
-        shown: set[str] = set()
-        for f in r.files:
-            if f.group:
-                if f.group in shown:
-                    continue
-                shown.add(f.group)
-                members = [g for g in r.files if g.group == f.group]
-                out.append(f"  files:   {f.group}: {members[0].name} ... {members[-1].name} ({len(members)} files; "
-                           f"sizes and sha256 {'published' if all(g.sha256 for g in members) else 'partly published'}; "
-                           "--list --json lists each)")
-            else:
-                kind = " (a folder, or its .zip)" if f.folder else ""
-                out.append(f"  file:    {f.name}{kind}  ({_known(f)})")
-                if f.expect:
-                    out.append(f"           holds: {f.expect}")
-                if f.aliases:
-                    out.append(f"           also accepted below --from-dir: {', '.join(f.aliases)}")
-            for c in f.candidates:
-                where = c.where.replace(Path(f.name).name, "<name>") if f.group else c.where
-                dead = "  [reported dead: tried last]" if c.dead else ""
-                manual = "  [download by hand]" if c.kind == "gdrive-folder" else ""
-                out.append(f"           {c.kind}: {where}" + (f"  ({c.note})" if c.note else "") + dead + manual)
-        for n in r.notes:
-            out.append(f"  note:    {n}")
-    return "\n".join(out)
-
-
-def list_json(recipes: list[Recipe]) -> str:
-    return json.dumps([r.describe() for r in recipes], indent=1)
-
-
-def summary_text(report: dict, names: list[str]) -> str:
-    lines = []
-    for n in names:
-        r = report["recipes"][n]
-        if r.get("error"):
-            lines.append(f"{n}: FAILED: {r['error']}")
-            continue
-        found = ", ".join(f"{k} {v}" + (f"/{r['expected'][k]}" if k in r["expected"] else "") for k, v in sorted(r["found"].items()))
-        lines.append(f"{n}: {r['built']} built, {r['skipped']} up to date, {len(r['failed'])} failing, "
-                     f"{len(r['problems'])} unpaired files; found {found or 'nothing'}")
-        if r.get("variant"):
-            lines.append(f"  used: {r['variant']}")
-        for note in r.get("layout", []):
-            lines.append(f"  layout: {note}")
-        for p in r["failed"][:10]:
-            lines.append(f"  failing pair {p['id']}: {p['kind']}: {p['detail']}")
-        for p in r["problems"][:10]:
-            lines.append(f"  {p['kind']}: {p['file']}: {p['detail']}")
-    return "\n".join(lines)
 
 
 def run_cli(args, recipes: list[Recipe] | None = None, default_root: Path = DEFAULT_ROOT) -> int:

@@ -31,10 +31,11 @@ import numpy as np
 from . import manifest as mf
 from .download import DownloadConfig
 from .errors import UserError
-from .full import (REPORT_NAME, FullBuildConfig, Job, RecipeOutcome, _build_jobs, _label, _prepare,
-                   _save_report, read_report, summary_text)
+from .full import FullBuildConfig, RecipeOutcome, _build_jobs, _label, _prepare
+from .full_report import REPORT_NAME, read_report, save_report, summary_text
 from .io import centre_crop, read_image, save_image
 from .lock import FolderLock
+from .pair_convert import Job
 from .pairing import SourcePair, pair_source
 from .protocols import Protocol, ProtocolTask
 from .sources import Recipe, get_recipe
@@ -215,13 +216,13 @@ def build_protocol(protocol: Protocol, cfg: FullBuildConfig, noise: str = "seede
                     jobs = _pair_jobs(protocol, recipe, tasks, pairs, located)
             except UserError as exc:
                 out.error = str(exc)
-                _save_report(root, report, outcomes)
+                save_report(root, report, outcomes)
                 continue
             out.found = dict(Counter(f"{j.task}/{j.split}" for j in jobs))
             manifest = _build_jobs(root, jobs, cfg, manifest, out)
             built = {j.id for j in jobs} - {f["id"] for f in out.failed}
             found.update(j.task for j in jobs if j.split == "val" and j.id in built)
-            _save_report(root, report, outcomes)
+            save_report(root, report, outcomes)
         report["protocol"] = {
             "name": protocol.name, "title": protocol.title, "noise": noise, "crop": protocol.crop,
             "convention": protocol.convention, "expected": protocol.counts(), "found": dict(found),
@@ -232,7 +233,7 @@ def build_protocol(protocol: Protocol, cfg: FullBuildConfig, noise: str = "seede
             "train_without_recipe": [dict(t) for t in protocol.train if t["source"] not in _recipe_names()]
             if with_train else [],
         }
-        return _save_report(root, report, outcomes)
+        return save_report(root, report, outcomes)
 
 
 def run_protocol_cli(args, protocol: Protocol) -> int:

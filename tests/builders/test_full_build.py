@@ -169,9 +169,9 @@ def test_from_dir_missing_file_is_named(fixture_dir, tmp_path, capsys):
 
 
 def test_interrupted_build_resumes_to_the_same_result(fx, fixture_dir, mirror_build, tmp_path, monkeypatch):
-    from builders import full
+    from builders import pair_convert
 
-    real_convert, calls = full.convert, {"n": 0}
+    real_convert, calls = pair_convert.convert, {"n": 0}
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -180,11 +180,11 @@ def test_interrupted_build_resumes_to_the_same_result(fx, fixture_dir, mirror_bu
         return real_convert(*a, **k)
 
     root = tmp_path / "root"
-    monkeypatch.setattr(full, "convert", flaky)
+    monkeypatch.setattr(pair_convert, "convert", flaky)
     args = ["--only", "low-light,rainy,uncompleted", "--root", str(root), "--from-dir", str(fixture_dir), "--quiet"]
     assert main(args) == 130
     assert len(mf.read_manifest(root)) == 4  # finished pairs were flushed (5 done, 1 of them failing)
-    monkeypatch.setattr(full, "convert", real_convert)
+    monkeypatch.setattr(pair_convert, "convert", real_convert)
     assert main(args) == 1
     ours = mf.read_manifest(root)
     theirs = mf.read_manifest(mirror_build["root"])

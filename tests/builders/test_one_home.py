@@ -199,7 +199,7 @@ def test_benchmark_run_takes_webp_and_both_x(three_photos, tmp_path):
 # -- Table 1, once -----------------------------------------------------------------------------
 
 def test_table1_is_stored_once_and_the_recipes_add_up_to_it():
-    from builders.full import paper_counts
+    from builders.full_report import paper_counts
     from builders.sources import all_recipes, get_recipe
     from builders.tasks import DEGRADATIONS, table1
     from reports.paper import paper_data
