@@ -83,7 +83,7 @@ def list_text(recipes: list[Recipe]) -> str:
     for r in recipes:
         out.append(f"{r.name}: {r.title}  [{', '.join(r.tasks)}; LQ {r.lq}]")
         out.append(f"  split:   {r.split_note}")
-        out.append("  paper:   " + ", ".join(f"{t}/{s} {n}" for (t, s), n in r.expected.items()))
+        out.append("  paper:   " + (", ".join(f"{t}/{s} {n}" for (t, s), n in r.expected.items()) or "no count published"))
         out.append(f"  licence: {r.licence}")
         for label, names in r.variants:
             out.append(f"  either:  {label}: {' + '.join(names) if len(names) < 4 else f'{len(names)} files'}")

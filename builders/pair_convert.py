@@ -18,6 +18,7 @@ from .io import atomic_write_bytes, centre_crop, is_plain_png, read_image, save_
 from .layout import item_id, pair_relpaths
 from .synth import synthesize
 from .synth.inpaint import apply_mask
+from .synth.noise import add_gaussian
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Job:
     gt: str
     lq: str | None
     mask: str | None
-    lq_kind: str  # "real" | "synthetic" | "mask"
+    lq_kind: str  # "real" | "synthetic" | "mask" | "gaussian" (add_gaussian, seeded, sigma in params)
     seed: int | None
     origin: str  # manifest "source"
     licence: str
@@ -119,6 +120,10 @@ def convert(job: Job, root: str, row: dict | None, force: bool) -> dict:
                 return {"status": "failed", "id": job.id, "problem": {
                     "id": job.id, "kind": "size-mismatch", "lq": job.lq, "gt": job.gt,
                     "detail": f"LQ {lq.shape[1]}x{lq.shape[0]} vs GT {gt.shape[1]}x{gt.shape[0]}"}}
+        elif job.lq_kind == "gaussian":
+            # A protocol's training noise: drawn here, so a pair already built is not redrawn.
+            z = np.random.default_rng(job.seed).standard_normal(gt.shape)
+            lq = add_gaussian(gt, z, float(params["sigma"]))
         elif job.lq_kind == "synthetic":
             out = synthesize(job.task, gt, job.seed, store=job.store)
             lq, params = out.lq, {**params, **out.params}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,23 +41,23 @@ from .pairing import SourcePair, pair_source
 from .protocols import Protocol, ProtocolTask
 from .sources import Recipe, get_recipe
 from .synth import seed_for
+from .synth.noise import add_gaussian
 from .vocabulary import Vocabulary
 
 NOISE_MODES = ("seeded", "upstream", "from-files")
 NOISE_DIR = ".noise"  # staged noisy LQ under the root, one folder per mode and task
-TRAIN_RECIPES = {"cdd11": "cdd11-train"}  # a test source whose training set is another recipe
 
 
 def seeded_noisy(clean: np.ndarray, protocol: str, name: str, sigma: float) -> np.ndarray:
     """The default: this image's own draw, seeded from (protocol, image name, sigma)."""
     rng = np.random.default_rng(seed_for("protocol-noise", protocol, name, sigma))
-    return np.clip(clean + rng.standard_normal(clean.shape) * sigma, 0, 255).astype(np.uint8)
+    return add_gaussian(clean, rng.standard_normal(clean.shape), sigma)
 
 
 def upstream_stream(cleans: list[np.ndarray], blocks: list[float]) -> list[list[np.ndarray]]:
     """The PromptIR-family stream: one RandomState(0), every image of every sigma block in turn."""
     rs = np.random.RandomState(0)  # the legacy generator np.random.seed(0) resets
-    return [[np.clip(c + rs.randn(*c.shape) * sigma, 0, 255).astype(np.uint8) for c in cleans] for sigma in blocks]
+    return [[add_gaussian(c, rs.randn(*c.shape), sigma) for c in cleans] for sigma in blocks]
 
 
 def stream_digest(images: list[np.ndarray]) -> str:
@@ -66,16 +67,25 @@ def stream_digest(images: list[np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _sources(protocol: Protocol, with_train: bool) -> list[tuple[str, list[ProtocolTask]]]:
-    out = [(s, [t for t in protocol.tasks if t.source == s]) for s in protocol.sources]
+def _train_tasks(protocol: Protocol, entry: dict) -> list[ProtocolTask]:
+    """The tasks a training entry feeds: its ``tasks`` (the noise tasks for BSD400 + WED), else
+    every task whose source shares the entry's recipe pairing (the pairs then name their task)."""
+    return [protocol.task(n) for n in entry["tasks"]] if entry.get("tasks") else list(protocol.tasks)
+
+
+def _sources(protocol: Protocol, with_train: bool) -> list[tuple[str, list[ProtocolTask], str]]:
+    """(recipe, its tasks, "val" or "train"): the test sources, then with ``with_train`` the
+    training entries that have a recipe (their train split only)."""
+    out = [(s, [t for t in protocol.tasks if t.source == s], "val") for s in protocol.sources]
     if with_train:
-        out += [(TRAIN_RECIPES[s], tasks) for s, tasks in out if s in TRAIN_RECIPES]
+        names = _recipe_names()
+        out += [(t["source"], _train_tasks(protocol, t), "train") for t in protocol.train if t["source"] in names]
     return out
 
 
 def protocol_recipes(protocol: Protocol, with_train: bool = False) -> list[Recipe]:
     """The recipes a protocol's build uses (for --list)."""
-    return [get_recipe(s) for s, _ in _sources(protocol, with_train)]
+    return [get_recipe(s) for s, _, _ in _sources(protocol, with_train)]
 
 
 def _recipe_names() -> set[str]:
@@ -172,6 +182,34 @@ def _job(protocol: Protocol, recipe: Recipe, task: str, p: SourcePair, lq: Path 
                expect, None, crop)
 
 
+def _expected(protocol: Protocol, source: str, tasks: list[ProtocolTask], split: str) -> dict[str, int]:
+    if split == "val":
+        return {f"{t.name}/val": t.count for t in tasks}
+    entry = next(t for t in protocol.train if t["source"] == source)
+    return {f"{tasks[0].name}/train": entry["count"]} if entry.get("count") and len(tasks) == 1 else {}
+
+
+TRAIN_NOISE_POLICY = ("protocols.md defines no training noise: one draw per image and sigma, seeded from "
+                      "(protocol, image name, sigma), at the sigmas of the protocol's noisy test tasks")
+
+
+def _train_noise_jobs(protocol: Protocol, recipe: Recipe, tasks: list[ProtocolTask], pairs: list[SourcePair],
+                      located: dict[str, Path], out: RecipeOutcome) -> list[Job]:
+    """Clean training images -> one noisy pair per noise task, drawn by the worker (pair_convert's
+    "gaussian" LQ: add_gaussian, as the test noise) from a seed recorded in the parameters."""
+    jobs = []
+    for t in tasks:
+        for p in pairs:
+            seed_keys = ["protocol-train-noise", protocol.name, p.name, t.sigma]
+            params = {"recipe": recipe.name, "gt_source": _label(p.gt, located), "noise": "seeded", "sigma": t.sigma,
+                      "seed": seed_keys, "train_noise": TRAIN_NOISE_POLICY}
+            job = _job(protocol, recipe, t.name, p, None, params, located)
+            jobs.append(replace(job, lq_kind="gaussian", seed=seed_for(*seed_keys)))
+    sigmas = ", ".join(f"{t.sigma:g}" for t in tasks)
+    out.notes.append(f"training noise: sigma {sigmas}, seeded per image; {TRAIN_NOISE_POLICY}")
+    return jobs
+
+
 def _pair_jobs(protocol: Protocol, recipe: Recipe, tasks: list[ProtocolTask], pairs: list[SourcePair],
                located: dict[str, Path]) -> list[Job]:
     jobs = []
@@ -200,17 +238,19 @@ def build_protocol(protocol: Protocol, cfg: FullBuildConfig, noise: str = "seede
             mf.write_manifest(root, [], vocabulary=Vocabulary.of(protocol.task_names))
         manifest = mf.read_manifest(root, required=False)
         found: Counter = Counter()
-        for source, tasks in _sources(protocol, with_train):
+        for source, tasks, split in _sources(protocol, with_train):
             recipe = get_recipe(source)
             out = RecipeOutcome(recipe.name, notes=list(recipe.notes))
-            out.expected = {f"{t.name}/val": t.count for t in tasks} if source in protocol.sources else {}
+            out.expected = _expected(protocol, source, tasks, split)
             outcomes.append(out)
             try:
                 located = _prepare(recipe, cfg, dl, out)
                 paired = pair_source(recipe.pairing, located)
                 out.problems, out.layout = paired.problems, out.layout + paired.layout
-                pairs = [p for p in paired.pairs if with_train or p.split == "val"]
-                if any(t.sigma is not None for t in tasks):
+                pairs = [p for p in paired.pairs if p.split == split]
+                if split == "train" and any(t.sigma is not None for t in tasks):
+                    jobs = _train_noise_jobs(protocol, recipe, tasks, pairs, located, out)
+                elif any(t.sigma is not None for t in tasks):
                     jobs = _noise_jobs(protocol, recipe, tasks, pairs, located, cfg, noise, out)
                 else:
                     jobs = _pair_jobs(protocol, recipe, tasks, pairs, located)
@@ -256,7 +296,7 @@ def run_protocol_cli(args, protocol: Protocol) -> int:
     cfg = FullBuildConfig(root=root, tasks=tuple(protocol.task_names), download=dl, workers=args.workers,
                           seed=args.seed, force=args.force, progress=not args.quiet, limits=limits)
     report = build_protocol(protocol, cfg, noise=args.noise, with_train=args.with_train)
-    names = [s for s, _ in _sources(protocol, args.with_train)]
+    names = [s for s, _, _ in _sources(protocol, args.with_train)]
     info = report["protocol"]
     print(f"{protocol.name}: {protocol.title}; noise {info['noise']}; crop {info['crop'] or 'none'}; "
           f"convention {info['convention']}")

@@ -9,22 +9,35 @@ from pathlib import Path
 from . import (PairingResult, SourcePair, _missing, _one, find_dirs, images_in, match, pair_split_folders,
                register_pairing, same, strip_prefix, strip_suffix, where)
 
+def gopro_sequences(root: Path, folder: str) -> Path | None:
+    """The shallowest ``<folder>/`` below ``root`` holding GOPRO_Large's ``<SEQ>/sharp`` folders."""
+    return next((d for d in find_dirs(root, folder) if any((s / "sharp").is_dir() for s in d.iterdir() if s.is_dir())),
+                None)
+
+
+def pair_gopro_sequences(res: PairingResult, seq_root: Path, split: str, extra: tuple = ()) -> int:
+    """GOPRO_Large's ``<SEQ>/{blur,sharp}/<frame>.png`` -> ``<SEQ>_<frame>``; returns the sequences."""
+    seqs = sorted(p for p in seq_root.iterdir() if p.is_dir())
+    for seq in seqs:
+        if not (seq / "blur").is_dir() or not (seq / "sharp").is_dir():
+            _missing(res, seq, "blur/ and sharp/ folders")
+            continue
+        match(res, split, images_in(seq / "blur"), images_in(seq / "sharp"), same, same,
+              name=lambda k, s=seq.name: f"{s}_{k}", extra=(("lq_variant", "blur (not blur_gamma)"), *extra))
+    return len(seqs)
+
+
 @register_pairing("gopro")
 def pair_gopro(files: dict[str, Path]) -> PairingResult:
     """GOPRO_Large/{train,test}/<SEQ>/{blur,sharp}/<frame>.png -> <SEQ>_<frame>."""
     res, root = PairingResult(), _one(files)
     for folder, split in (("train", "train"), ("test", "val")):
-        seq_root = next((d for d in find_dirs(root, folder) if any((s / "sharp").is_dir() for s in d.iterdir() if s.is_dir())), None)
+        seq_root = gopro_sequences(root, folder)
         if seq_root is None:
             _missing(res, root, f"{folder}/<SEQ>/sharp")
             continue
         res.layout.append(f"{root.name}: {where(root, seq_root)}/<SEQ>/{{blur,sharp}}")
-        for seq in sorted(p for p in seq_root.iterdir() if p.is_dir()):
-            if not (seq / "blur").is_dir() or not (seq / "sharp").is_dir():
-                _missing(res, seq, "blur/ and sharp/ folders")
-                continue
-            match(res, split, images_in(seq / "blur"), images_in(seq / "sharp"), same, same,
-                  name=lambda k, s=seq.name: f"{s}_{k}", extra=(("lq_variant", "blur (not blur_gamma)"),))
+        pair_gopro_sequences(res, seq_root, split)
     return res
 
 
@@ -45,6 +58,10 @@ def pair_raindrop(files: dict[str, Path]) -> PairingResult:
                               strip_suffix("_rain"), strip_suffix("_clean"))
 
 
+# rainregion-N / rainstreak-N are auxiliary maps some copies of the rain sets ship; not pairs.
+RAIN_AUX = ("rainregion-", "rainstreak-")
+
+
 @register_pairing("rain100h")
 def pair_rain100h(files: dict[str, Path]) -> PairingResult:
     """Flat folders of rain-N.png / norain-N.png; the train archive and the test archive."""
@@ -53,9 +70,7 @@ def pair_rain100h(files: dict[str, Path]) -> PairingResult:
         imgs = images_in(files[archive], recursive=True)
         lq = [f for f in imgs if f.stem.startswith("rain-")]
         gt = [f for f in imgs if f.stem.startswith("norain-")]
-        # rainregion-N / rainstreak-N are auxiliary maps some copies ship; they are not pairs.
-        aux = ("rainregion-", "rainstreak-")
-        res.unpaired([f for f in imgs if f not in lq and f not in gt and not f.stem.startswith(aux)],
+        res.unpaired([f for f in imgs if f not in lq and f not in gt and not f.stem.startswith(RAIN_AUX)],
                      "neither rain-N nor norain-N")
         match(res, split, lq, gt, strip_prefix("rain-"), strip_prefix("norain-"), name=lambda k: f"rain-{k}")
     return res

@@ -1,5 +1,5 @@
 """Pairing rules of the protocol test sets (3D, 5D, CDD-11): SOTS outdoor, Rain100L, CBSD68's
-clean images and CDD-11."""
+clean images, GoPro's and LOL-v1's test copies and CDD-11."""
 
 from __future__ import annotations
 
@@ -42,23 +42,33 @@ def pair_sots(files: dict[str, Path]) -> PairingResult:
         return res
     d, lq_dir, gt_dir = hit
     hazy, gts = images_in(d / lq_dir), images_in(d / gt_dir)
+    used = pair_by_prefix(res, "val", hazy, gts, same_name_first=True)
+    shared = sum(1 for n in used.values() if n > 1)
+    res.layout.append(f"{where(root, d)}/{{{lq_dir},{gt_dir}}}: {len(res.pairs)} hazy over {len(used)} GT"
+                      + (f" ({shared} GT shared by several hazy images)" if shared else ""))
+    return res
+
+
+def pair_by_prefix(res: PairingResult, split: str, hazy: list[Path], gts: list[Path],
+                   same_name_first: bool = False) -> dict[Path, int]:
+    """RESIDE's rule: a hazy ``<id>_<A>_<beta>`` pairs with the GT named ``<id>`` (its prefix before
+    the first '_'; with ``same_name_first``, a GT of the hazy image's own name wins). One GT may
+    serve several hazy images; each pair is named after its hazy image. Returns GT -> uses."""
     by_name = {f.stem: f for f in gts}
     by_prefix: dict[str, Path] = {}
     for f in gts:
         by_prefix.setdefault(f.stem.split("_")[0], f)
     used: dict[Path, int] = {}
     for f in hazy:
-        gt = by_name.get(f.stem) or by_prefix.get(f.stem.split("_")[0])
+        gt = (by_name.get(f.stem) if same_name_first else None) or by_prefix.get(f.stem.split("_")[0])
         if gt is None:
-            res.unpaired([f], "hazy image without a GT of its name or of its prefix before the first '_'")
+            res.unpaired([f], "hazy image without a GT of " + ("its name or " if same_name_first else "")
+                         + "its prefix before the first '_'")
             continue
         used[gt] = used.get(gt, 0) + 1
-        res.pairs.append(SourcePair("val", f.stem, gt, f, extra=(("gt_rule", "name" if gt.stem == f.stem else "prefix"),)))
+        res.pairs.append(SourcePair(split, f.stem, gt, f, extra=(("gt_rule", "name" if gt.stem == f.stem else "prefix"),)))
     res.unpaired([g for g in gts if g not in used], "GT that no hazy image names")
-    shared = sum(1 for n in used.values() if n > 1)
-    res.layout.append(f"{where(root, d)}/{{{lq_dir},{gt_dir}}}: {len(res.pairs)} hazy over {len(used)} GT"
-                      + (f" ({shared} GT shared by several hazy images)" if shared else ""))
-    return res
+    return used
 
 
 def _index(stem: str) -> int | None:
@@ -177,4 +187,85 @@ def pair_cdd11(files: dict[str, Path]) -> PairingResult:
             # clear/ serves every type: a clear image without a partner in one type is not "unpaired".
             res.problems = [p for p in res.problems
                             if not (p["detail"].startswith("GT without") and Path(p["file"]).name in gt_names)]
+    return res
+
+
+def drop_same_key(res: PairingResult, files: list[Path], key: Callable[[str], str | None], what: str) -> list[Path]:
+    """``files`` less those whose key an earlier file has (reported: they would share one output)."""
+    seen: dict[str, Path] = {}
+    out = []
+    for f in files:
+        k = key(f.stem)
+        if k is not None and k in seen:
+            res.problems.append({"kind": "duplicate-name", "file": str(f),
+                                 "detail": f"the same {what} as {seen[k].name}: one output name for both; that one is used"})
+            continue
+        if k is not None:
+            seen[k] = f
+        out.append(f)
+    return out
+
+
+def _gopro_key(stem: str) -> str | None:
+    """<SEQ>_<frame> from a flat copy's name, the hyphen form <SEQ>-<frame> included."""
+    from ..sources.gopro_test import FLAT_NAME
+
+    m = FLAT_NAME.match(stem)
+    return None if m is None else f"{m[1]}_{m[3]}"
+
+
+@register_pairing("gopro-test")
+def pair_gopro_test(files: dict[str, Path]) -> PairingResult:
+    """GoPro's test pairs from GOPRO_Large's test/<SEQ>/{blur,sharp}, else from a flat copy
+    ({input,target} or {blur,sharp} of <SEQ>_<frame> or <SEQ>-<frame> files); named <SEQ>_<frame>."""
+    from ..sources.gopro_test import FLAT_LAYOUTS, FLAT_NAME, OTHER_SETS
+    from .daclip_sources import gopro_sequences, pair_gopro_sequences
+
+    res, root = PairingResult(), _one(files)
+    seq_root = gopro_sequences(root, "test")
+    if seq_root is not None:
+        n = pair_gopro_sequences(res, seq_root, "val", extra=(("gopro_copy", "GOPRO_Large"),))
+        res.layout.append(f"GoPro copy: GOPRO_Large: {where(root, seq_root)}/<SEQ>/{{blur,sharp}}/<frame>.png "
+                          f"({n} sequences), flattened to <SEQ>_<frame>")
+        return res
+    other = lambda d: any(x.lower() in OTHER_SETS for x in d.relative_to(root).parts)  # noqa: E731
+    hit = _first_dir_with(root, tuple((a, b) for a, b, _ in FLAT_LAYOUTS), skip=other)
+    if hit is None:
+        _missing(res, root, "test/<SEQ>/{blur,sharp} (GOPRO_Large), or "
+                 + " or ".join(f"{a}/ next to {b}/" for a, b, _ in FLAT_LAYOUTS) + f" (outside {', '.join(OTHER_SETS)})")
+        return res
+    d, a, b = hit
+    copy = next(c for x, _, c in FLAT_LAYOUTS if x.lower() == a.lower())
+    lq, gt = images_in(d / a), images_in(d / b)
+    hyphen = sum(1 for f in lq + gt if (m := FLAT_NAME.match(f.stem)) and m[2] == "-")
+    what = "<SEQ>_<frame>"
+    match(res, "val", drop_same_key(res, lq, _gopro_key, what), drop_same_key(res, gt, _gopro_key, what),
+          _gopro_key, _gopro_key, extra=(("gopro_copy", f"flat {a}/{b}"),))
+    res.layout.append(f"GoPro copy: flat {a}/{b}: {where(root, d)}/{{{a},{b}}}/<SEQ>_<frame>.png ({copy})"
+                      + (f"; {hyphen} files named <SEQ>-<frame>, built as <SEQ>_<frame>" if hyphen else ""))
+    return res
+
+
+@register_pairing("lol-eval15")
+def pair_lol_eval15(files: dict[str, Path]) -> PairingResult:
+    """LOL-v1's 15 test pairs: eval15/{low,high} (LOLdataset) or Test/{input,target} (the hub's
+    LLIE-LoL-v1), equal names, outside the training folders; names other than eval15's are flagged."""
+    from ..sources.lol import EVAL15_LAYOUTS, EVAL15_NAMES, TRAIN_FOLDERS
+
+    res, root = PairingResult(), _one(files)
+    train = lambda d: any(x.lower() in TRAIN_FOLDERS for x in d.relative_to(root).parts)  # noqa: E731
+    hit = _first_dir_with(root, tuple((a, b) for a, b, _ in EVAL15_LAYOUTS), skip=train)
+    if hit is None:
+        _missing(res, root, " or ".join(f"{a}/ next to {b}/" for a, b, _ in EVAL15_LAYOUTS)
+                 + f" (outside {', '.join(TRAIN_FOLDERS)})")
+        return res
+    d, a, b = hit
+    copy = next(c for x, _, c in EVAL15_LAYOUTS if x.lower() == a.lower())
+    match_names(res, "val", d / a, d / b)
+    res.layout.append(f"LOL-v1 copy: {copy}: {where(root, d)}/{{{a},{b}}}: {len(res.pairs)} pairs")
+    others = sorted(p.name for p in res.pairs if p.name not in EVAL15_NAMES)
+    if others:
+        res.problems.append({"kind": "other-copy", "file": str(d), "detail": (
+            f"{len(others)} of the names are not eval15's ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}): "
+            "not the protocol's test set")})
     return res

@@ -52,7 +52,7 @@ class Protocol:
     variants: tuple[str, ...] = ()  # other conventions of the family, available by name
     crop: int = 0  # centre crop of LQ and GT to a multiple of this before inference (0: none)
     noise: dict = field(default_factory=dict)
-    train: tuple[dict, ...] = ()
+    train: tuple[dict, ...] = ()  # training sources: {source (a recipe), tasks, count, note}
     reported: tuple[Reported, ...] = ()
     average: str = ""
     preset: str | None = None  # an existing builders.build preset builds it instead
@@ -97,6 +97,10 @@ def _load(path: Path) -> Protocol:
                               values={m: dict(r[m]) for m in ("psnr", "ssim") if m in r})
                      for r in d.get("reported") or [])
     names = {t.name for t in tasks}
+    for t in d.get("train") or []:
+        bad = set(t.get("tasks") or ()) - names
+        if bad:
+            raise ValueError(f"{path.name}: training source {t['source']} names unknown tasks {sorted(bad)}")
     for r in reported:
         for metric, vals in r.values.items():
             bad = set(vals) - names - {"average"}

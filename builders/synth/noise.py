@@ -15,6 +15,12 @@ from .base import Degraded, register_synth
 SIGMA = 50.0
 
 
+def add_gaussian(clean: np.ndarray, z: np.ndarray, sigma: float) -> np.ndarray:
+    """The PromptIR family's noisy image (3D/5D protocols): ``clean + z * sigma`` in float64 on
+    the 0..255 scale, clipped and **truncated** to uint8; ``z`` is unit normal noise."""
+    return np.clip(clean + z * sigma, 0, 255).astype(np.uint8)
+
+
 @register_synth("noisy")
 def noisy(gt: np.ndarray, rng: np.random.Generator, sigma: float = SIGMA, store: str = "round") -> Degraded:
     if store == "truncate":
