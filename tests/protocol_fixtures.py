@@ -102,3 +102,46 @@ def cdd11(base: Path, n: int = 3, seed: int = 3) -> Path:
         for k, t in enumerate(TYPES, start=1):
             save(root / t / name, (clear.astype(np.uint16) + k).astype(np.uint8))
     return root
+
+
+GOPRO_SEQS = ("GOPR0384_11_00", "GOPR0862_11_00")
+
+
+def gopro_large(base: Path, frames: int = 2, seed: int = 4) -> Path:
+    """<base>/GOPRO_Large/{train,test}/<SEQ>/{blur,blur_gamma,sharp}/<frame>.png; returns the folder.
+    blur_gamma holds other pixels than blur, so using it would show."""
+    rng = np.random.default_rng(seed)
+    root = base / "GOPRO_Large"
+    for split, seqs in (("train", ("GOPR0372_07_00",)), ("test", GOPRO_SEQS)):
+        for seq in seqs:
+            for k in range(1, frames + 1):
+                for sub in ("blur", "blur_gamma", "sharp"):
+                    save(root / split / seq / sub / f"{k:06d}.png", img(rng))
+    return root
+
+
+def gopro_flat(folder: Path, sep: str = "_", lq: str = "input", gt: str = "target", frames: int = 2,
+               seed: int = 5) -> dict[str, tuple[Path, Path]]:
+    """A flat copy: <folder>/{lq,gt}/<SEQ><sep><frame>.png. Returns <SEQ>_<frame> -> (LQ, GT)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for seq in GOPRO_SEQS:
+        for k in range(1, frames + 1):
+            name = f"{seq}{sep}{k:06d}.png"
+            out[f"{seq}_{k:06d}"] = (save(folder / lq / name, img(rng)), save(folder / gt / name, img(rng)))
+    return out
+
+
+def lol(base: Path, copy: str, names: tuple[str, ...], seed: int = 6) -> tuple[Path, Path]:
+    """LOLdataset/{our485,eval15}/{low,high} or the hub's LLIE-LoL-v1/{Train,Test}/{input,target};
+    the training folder holds the same names with other pixels. Returns the test (LQ, GT) folders."""
+    rng = np.random.default_rng(seed)
+    if copy == "LOLdataset":
+        root, train, test, lq, gt = base / "LOLdataset", "our485", "eval15", "low", "high"
+    else:
+        root, train, test, lq, gt = base / "LLIE-LoL-v1", "Train", "Test", "input", "target"
+    for folder in (train, test):
+        for n in names:
+            save(root / folder / lq / f"{n}.png", img(rng))
+            save(root / folder / gt / f"{n}.png", img(rng))
+    return root / test / lq, root / test / gt
