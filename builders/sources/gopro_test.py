@@ -15,7 +15,10 @@ The train split of GOPRO_Large is the ``gopro`` recipe (``--with-train``). No di
 import re
 from pathlib import PurePosixPath
 
-from .base import NeededFile, Recipe, gdrive, hf, register_recipe, url
+from .base import NeededFile, Recipe, gdrive, register_recipe
+from .gopro import RECIPE as GOPRO
+
+GOPRO_LARGE = GOPRO.file("GOPRO_Large.zip")
 
 # Flat layouts, (LQ folder, GT folder, which copy it is), in order of preference.
 FLAT_LAYOUTS = (
@@ -42,16 +45,14 @@ RECIPE = register_recipe(Recipe(
     files=(NeededFile("GoPro", (
         gdrive("1k6DTSHu4saUgrGTYkkZXTptILyG9RRll", "Restormer's test zip: test/GoPro/{input,target}"),
         gdrive("1y_wQ5G5B65HS_mdIjxKYTcnRys_AGh5v", "AdaIR's INSTALL.md 'Deblur: GoPro'; layout not published"),
-        hf("snah/GOPRO_Large:GOPRO_Large.zip", "the authors' hub copy (train and test, about 9.5 GB)"),
-        gdrive("1y4wvPdOG3mojpFCHTqLgriexhbjoWVkK", "GOPRO_Large.zip"),
-        url("http://data.cv.snu.ac.kr:8008/webdav/dataset/GOPRO/GOPRO_Large.zip"),
+        *GOPRO_LARGE.candidates,  # the whole GOPRO_Large.zip (train and test, about 9.5 GB): its test part is kept
     ), folder=True, aliases=("GOPRO_Large.zip", "GOPRO_Large", "test.zip"),
         expect="[GOPRO_Large/]test/<SEQ>/{blur,sharp}/<frame>.png, or test/GoPro/{input,target}/<SEQ>_<frame>.png "
                "(Restormer's test.zip; AdaIR's test/deblur/gopro)"),),
     pairing="gopro-test",
     lq="real",
-    licence="GoPro dataset (Nah et al. 2017): CC BY 4.0 per the authors' page; cite the paper",
-    homepage="https://seungjunnah.github.io/Datasets/gopro",
+    licence=GOPRO.licence,
+    homepage=GOPRO.homepage,
     split_note="the 1,111 test pairs -> val, named <SEQ>_<frame>",
     notes=("LQ is 'blur', never 'blur_gamma' (the PromptIR family's choice)",
            "<SEQ>-<frame> names (some copies, [unconfirmed]) are built as <SEQ>_<frame>"),

@@ -8,6 +8,8 @@ hub file first; the pairing finds our485/ and eval15/ below any top folder.
 laxury/LLIE-LoL-v1's ``Test/{input,target}``; the report says which copy it met.
 """
 
+from dataclasses import replace
+
 from .base import NeededFile, Recipe, gdrive, hf, hf_folder, published, register_recipe
 
 _LAYOUT = "[<top>/]our485/{low,high}/<n>.png and [<top>/]eval15/{low,high}/<n>.png"
@@ -46,10 +48,9 @@ EVAL15 = register_recipe(Recipe(
     tasks=("lol",),
     expected={("lol", "val"): 15},
     files=(
-        NeededFile("lol_dataset.zip", (hf("geekyrakshit/LoL-Dataset:lol_dataset.zip"),), **published("lol_dataset.zip"),
-                   aliases=("lol_dataset",), expect=_LAYOUT),
-        NeededFile("LOLdataset.zip", (gdrive("157bjO1_cFuSd0HWDUuAmcHRJDVyWpOxB"),), aliases=("LOLdataset",),
-                   expect=_LAYOUT),
+        # The two archives of the lol recipe, found anywhere below --from-dir, extracted or not.
+        replace(RECIPE.file("lol_dataset.zip"), aliases=("lol_dataset",)),
+        replace(RECIPE.file("LOLdataset.zip"), aliases=("LOLdataset",)),
         NeededFile("LLIE-LoL-v1", (hf_folder("laxury/LLIE-LoL-v1", ("Test/*",), "the Test/ folder"),), folder=True,
                    aliases=("datasets--laxury--LLIE-LoL-v1",), expect="Test/{input,target}/<n>.png"),
     ),
