@@ -278,3 +278,12 @@ def test_reside_ots_pairs_by_prefix_and_reports_unpaired_files(tmp_path):
         ("9999.png", "GT that no hazy image names")]
     assert "./{original, synthetic/part1, synthetic/part2}: 3 hazy over 2 GT" in rec["layout"]
     assert rec["expected"] == {"sots/train": 72135} and rec["found"] == {"sots/train": 3}
+
+
+def test_a_training_entry_naming_an_unknown_task_is_refused(tmp_path):
+    from builders.protocols import _load
+
+    text = (Path(__file__).resolve().parents[2] / "builders" / "protocols" / "5d.yaml").read_text()
+    (tmp_path / "5d.yaml").write_text(text.replace("tasks: [cbsd68_sigma25]", "tasks: [cbsd68_sigma15]"))
+    with pytest.raises(ValueError, match=r"5d.yaml: training source bsd400-wed names unknown tasks \['cbsd68_sigma15'\]"):
+        _load(tmp_path / "5d.yaml")
