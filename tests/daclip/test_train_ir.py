@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from builders.io import save_image, sha256_file
-from daclip.train_ir import BalancedSampler, PairDataset, augment_pair, main
+from daclip.pair_data import BalancedSampler, PairDataset, augment_pair
+from daclip.train_ir import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,7 +87,7 @@ COMMON = ["--patch", "32", "--batch", "2", "--workers", "0", "--quiet", "--val-l
 
 
 def test_dataset_items(data):
-    from daclip.train_ir import load_pairs
+    from daclip.pair_data import load_pairs
 
     pairs = load_pairs(data, "train", ["noisy", "hazy"])
     ds = PairDataset(pairs, patch=24, seed=3, key_view=True)
