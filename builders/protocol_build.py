@@ -15,6 +15,11 @@ do before inference); CBSD68's noisy LQ is made by one of three noise modes, rec
   digest (sha256 of the concatenated noisy bytes);
 - ``from-files``: the pre-noised ``noisyNN/`` PNGs of the GitHub CBSD68 copy.
 
+``--with-train`` adds the protocol's training entries that have a recipe (their train split,
+uncropped). Clean-only training images (BSD400 + WED) get noise at each sigma of the protocol's
+noisy tasks, one seeded draw per image: protocols.md defines no training noise, so the policy is
+recorded in every pair's parameters.
+
 The report's ``protocol`` entry states the noise mode, the crop, which copy or layout each source
 was met in, and every task whose count differs from the protocol's.
 """
@@ -69,7 +74,7 @@ def stream_digest(images: list[np.ndarray]) -> str:
 
 def _train_tasks(protocol: Protocol, entry: dict) -> list[ProtocolTask]:
     """The tasks a training entry feeds: its ``tasks`` (the noise tasks for BSD400 + WED), else
-    every task whose source shares the entry's recipe pairing (the pairs then name their task)."""
+    every task of the protocol (the pairs then name their own task, as CDD-11's do)."""
     return [protocol.task(n) for n in entry["tasks"]] if entry.get("tasks") else list(protocol.tasks)
 
 
@@ -189,7 +194,7 @@ def _expected(protocol: Protocol, source: str, tasks: list[ProtocolTask], split:
     return {f"{tasks[0].name}/train": entry["count"]} if entry.get("count") and len(tasks) == 1 else {}
 
 
-TRAIN_NOISE_POLICY = ("protocols.md defines no training noise: one draw per image and sigma, seeded from "
+TRAIN_NOISE_POLICY = ("the protocol defines no training noise (protocols.md): one draw per image and sigma, seeded from "
                       "(protocol, image name, sigma), at the sigmas of the protocol's noisy test tasks")
 
 
