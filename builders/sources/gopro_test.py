@@ -25,8 +25,8 @@ FLAT_LAYOUTS = (
     ("input", "target", "Restormer's test zip layout (AdaIR's copy taken to be the same)"),
     ("blur", "sharp", "flat blur/sharp folders [unconfirmed]"),
 )
-# Folders of a flat copy's archive that are not GoPro's test set (Restormer's test zips hold
-# HIDE and RealBlur beside GoPro; training folders of any copy).
+# Folders of a flat copy that are not GoPro's test set (Restormer's Datasets/test/ holds
+# HIDE and RealBlur beside GoPro, each from its own test.zip; training folders of any copy).
 OTHER_SETS = ("hide", "realblur_j", "realblur_r", "train")
 # <SEQ>_<frame> or <SEQ>-<frame>: GOPR0384_11_00_000001, GOPR0384_11_00-000001.
 FLAT_NAME = re.compile(r"^(GOPR\d+_\d+_\d+)([_-])(\d+)$")

@@ -56,7 +56,7 @@ def test_gopro_test_copies(tmp_path, copy):
         want = fx.gopro_flat(src / "data" / "test" / "deblur" / "gopro")
         line = "GoPro copy: flat input/target: ."  # the gopro/ folder itself is the one accepted
     elif copy == "restormer":
-        # Restormer's test zips hold HIDE beside GoPro, in the same layout: never used.
+        # Restormer's test/ folder holds HIDE beside GoPro, in the same layout: never used.
         want = fx.gopro_flat(tmp_path / "stage" / "test" / "GoPro")
         fx.gopro_flat(tmp_path / "stage" / "test" / "HIDE", seed=9)
         fx.zip_folder(tmp_path / "stage" / "test", (src.mkdir(parents=True) or src) / "test.zip")
