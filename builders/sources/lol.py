@@ -51,7 +51,7 @@ EVAL15 = register_recipe(Recipe(
         # The two archives of the lol recipe, found anywhere below --from-dir, extracted or not.
         replace(RECIPE.file("lol_dataset.zip"), aliases=("lol_dataset",)),
         replace(RECIPE.file("LOLdataset.zip"), aliases=("LOLdataset",)),
-        NeededFile("LLIE-LoL-v1", (hf_folder("laxury/LLIE-LoL-v1", ("Test/*",), "the Test/ folder"),), folder=True,
+        NeededFile("LLIE-LoL-v1", (hf_folder("laxury/LLIE-LoL-v1", ("Test*",), "its Test/ folder (or a Test archive)"),), folder=True,
                    aliases=("datasets--laxury--LLIE-LoL-v1",), expect="Test/{input,target}/<n>.png"),
     ),
     variants=(("hub lol_dataset.zip", ("lol_dataset.zip",)), ("Drive LOLdataset.zip", ("LOLdataset.zip",)),
