@@ -377,8 +377,10 @@ def test_ctrl_c_while_the_manifest_is_written_keeps_it(tmp_path, monkeypatch):
     def interrupted(path, data):
         if sent["n"] == 0:
             sent["n"] += 1
-            os.kill(os.getpid(), signal.SIGINT)  # delivered now, in the middle of this write
-            time.sleep(0.05)
+            # raise_signal, not os.kill(getpid): the kernel may hand a process-directed signal to
+            # any thread, so its handler could run after this write; raise() delivers it to this
+            # (the main) thread now, in the middle of the write, with no timing involved.
+            signal.raise_signal(signal.SIGINT)
         return real(path, data)
 
     monkeypatch.setattr(manifest_mod, "atomic_write_bytes", interrupted)
