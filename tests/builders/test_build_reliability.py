@@ -377,15 +377,18 @@ def test_ctrl_c_while_the_manifest_is_written_keeps_it(tmp_path, monkeypatch):
     def interrupted(path, data):
         if sent["n"] == 0:
             sent["n"] += 1
-            # raise_signal, not os.kill(getpid): the kernel may hand a process-directed signal to
-            # any thread, so its handler could run after this write; raise() delivers it to this
-            # (the main) thread now, in the middle of the write, with no timing involved.
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # delivered to this (the main) thread, mid-write
         return real(path, data)
 
     monkeypatch.setattr(manifest_mod, "atomic_write_bytes", interrupted)
     root = tmp_path / "ds"
-    rc = main(["--preset", "mini", "--root", str(root), "--tasks", "noisy", *SMALL])
+    # Ctrl-C as at a terminal, with Python's default handler: a test run started in the
+    # background (`nohup pytest &`) inherits SIGINT ignored, and an ignored Ctrl-C stays ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        rc = main(["--preset", "mini", "--root", str(root), "--tasks", "noisy", *SMALL])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert rc == 130
     df = mf.read_manifest(root)
     assert len(df) == 2 and sorted(df["name"]) == sorted(p.name for p in root.glob("*/noisy/LQ/*.png"))
