@@ -31,7 +31,7 @@ def _buildable_protocols() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    protocols = ", ".join(_buildable_protocols())
+    protocols = _buildable_protocols()  # the registry is read once per parser
     p = argparse.ArgumentParser(
         prog="python -m builders.build",
         description="Build the ten-type DA-CLIP dataset layout <root>/{train,val}/<type>/{LQ,GT} "
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--preset", metavar="NAME",
                      help="mini: offline set from scikit-image's bundled photographs; daclip-val: the authors' "
                      f"ten-type validation zip (the paper's test set; default root {DEFAULT_VAL_ROOT}); "
-                     f"{protocols}: a benchmark protocol's test set (default root datasets/<name>)")
+                     f"{', '.join(protocols)}: a benchmark protocol's test set (default root datasets/<name>)")
     src.add_argument("--images", type=Path, metavar="DIR",
                      help="synthesise all ten types from a folder of clean photographs "
                      "(sorted; every fifth image goes to val)")
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     full.add_argument("--max-extract-ratio", type=float, default=100.0, metavar="R",
                       help="refuse an archive that expands to more than R times its own size (image archives "
                       "expand about 1x, a zip bomb 1000x; default 100)")
-    prot = p.add_argument_group(f"protocols (--preset {'|'.join(_buildable_protocols())})")
+    prot = p.add_argument_group(f"protocols (--preset {'|'.join(protocols)})")
     prot.add_argument("--with-train", action="store_true",
                       help="also build the training sets whose sources have recipes (the others are listed)")
     prot.add_argument("--noise", default="seeded", choices=["seeded", "upstream", "from-files"],

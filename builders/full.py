@@ -31,7 +31,7 @@ from .full_report import REPORT_NAME, list_json, list_text, read_report, save_re
 from .io import atomic_write_text, sha256_file
 from .lock import FolderLock
 from .naming import is_image, unique_stems
-from .pair_convert import Job, _convert_star
+from .pair_convert import Job, convert_packed
 from .pairing import SourcePair, pair_source
 from .sources import NeededFile, Recipe, preset_recipes, recipes_for
 from .sources.base import ARCHIVE_SUFFIXES
@@ -241,11 +241,11 @@ def _run_jobs(jobs: list[Job], cfg: FullBuildConfig, old, on_result) -> None:
     try:
         if cfg.workers <= 1:
             for a in args:
-                on_result(_convert_star(a))
+                on_result(convert_packed(a))
                 bar.update()
         else:
             with ProcessPoolExecutor(max_workers=cfg.workers, initializer=_ignore_sigint) as ex:
-                futures = [ex.submit(_convert_star, a) for a in args]
+                futures = [ex.submit(convert_packed, a) for a in args]
                 consumed = set()
                 try:
                     for fut in as_completed(futures):

@@ -145,5 +145,6 @@ def convert(job: Job, root: str, row: dict | None, force: bool) -> dict:
         "sha256": sha256_bytes(lq_bytes), "gt_sha256": sha256_bytes(gt_bytes)}}
 
 
-def _convert_star(args):
+def convert_packed(args: tuple) -> dict:
+    """``convert(*args)``: one picklable argument, for ProcessPoolExecutor.submit and the serial loop."""
     return convert(*args)
